@@ -1,0 +1,3 @@
+"""cellbench: benchmark single-cell representations of fluorescence microscopy plates."""
+
+__version__ = "0.1.0"

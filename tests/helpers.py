@@ -1,0 +1,52 @@
+"""Shared builders for tests: small seeded experiments on the synthetic plate."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cellbench.config import Config, config_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_EXPERIMENT: dict[str, Any] = {
+    "name": "small",
+    "data": {
+        "input": {
+            "source": "synthetic",
+            "plates": 1,
+            "rows": "AB",
+            "columns": [1, 2, 3, 4, 5, 6],
+            "sites": 2,
+            "field_shape_px": [192, 192],
+            "cells_per_field": 20,
+            "seed": 3,
+        },
+    },
+    "crops": {"kinds": {"whole_cell": {"size_px": 48}}},
+    "models": [{"name": "rf", "type": "random_forest", "n_estimators": 100}],
+    "seeds": [0],
+    "execution": {"local_workers": 2},
+}
+
+
+def experiment_dict(results_root: Path, **overrides: Any) -> dict[str, Any]:
+    """A small experiment as a dict, with top-level keys replaced by `overrides`."""
+    raw = copy.deepcopy(SMALL_EXPERIMENT)
+    raw["results_root"] = str(results_root)
+    raw.update(overrides)
+    return raw
+
+
+def small_config(results_root: Path, **overrides: Any) -> Config:
+    """A validated small experiment writing under `results_root`."""
+    return config_from_dict(experiment_dict(results_root, **overrides))
+
+
+def write_config(path: Path, raw: dict[str, Any]) -> Path:
+    """Write a config dict as YAML and return its path."""
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

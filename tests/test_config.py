@@ -1,0 +1,104 @@
+import subprocess
+import sys
+
+import pytest
+
+from cellbench.config import load_config
+from cellbench.errors import ConfigError
+from tests.helpers import REPO, experiment_dict, write_config
+
+
+def config_error(tmp_path, raw) -> str:
+    path = write_config(tmp_path / "config.yaml", raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def test_demo_config_loads():
+    config = load_config(REPO / "configs" / "demo.yaml")
+    assert config.name == "demo"
+    assert config.results_root.is_absolute()
+    assert config.data.input.source == "synthetic"
+
+
+def test_typo_in_key_is_named_with_a_suggestion(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["segmentation"] = {"smothing_sigma_px": 2}
+    message = config_error(tmp_path, raw)
+    assert "segmentation.smothing_sigma_px" in message
+    assert "did you mean 'smoothing_sigma_px'" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["data"]["input"]["sites"] = "three"
+    message = config_error(tmp_path, raw)
+    assert "data.input.sites" in message
+    assert "'three'" in message
+
+
+def test_unknown_model_type_lists_valid_ones(tmp_path):
+    raw = experiment_dict(tmp_path / "r", models=[{"name": "m", "type": "random_forrest"}])
+    message = config_error(tmp_path, raw)
+    assert "models.0" in message
+    assert "random_forrest" in message and "random_forest" in message
+
+
+def test_unknown_segmentation_method(tmp_path):
+    raw = experiment_dict(tmp_path / "r", segmentation={"method": "magic"})
+    message = config_error(tmp_path, raw)
+    assert "segmentation" in message and "'magic'" in message
+
+
+def test_missing_input_folder(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["data"]["input"] = {"source": "fields", "root": str(tmp_path / "nowhere")}
+    message = config_error(tmp_path, raw)
+    assert "data.input.root" in message
+    assert "nowhere" in message and "does not exist" in message
+
+
+def test_channel_not_in_data_channels(tmp_path):
+    raw = experiment_dict(tmp_path / "r", segmentation={"nucleus_channel": "Hoechst"})
+    message = config_error(tmp_path, raw)
+    assert "segmentation.nucleus_channel" in message and "Hoechst" in message
+
+
+def test_duplicate_model_names(tmp_path):
+    model = {"name": "rf", "type": "random_forest"}
+    message = config_error(tmp_path, experiment_dict(tmp_path / "r", models=[model, model]))
+    assert "duplicate model names" in message
+
+
+def test_environment_variables_expand(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESULTS_BASE", str(tmp_path))
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path))
+    (tmp_path / "plates").mkdir()
+    raw = experiment_dict("${RESULTS_BASE}/out")
+    raw["data"]["input"] = {"source": "fields", "root": "${CELLBENCH_DATA}/plates"}
+    config = load_config(write_config(tmp_path / "c.yaml", raw))
+    assert config.results_root == tmp_path / "out"
+    assert config.data.input.root == tmp_path / "plates"
+
+
+def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_VARIABLE_X", raising=False)
+    message = config_error(tmp_path, experiment_dict("${NO_SUCH_VARIABLE_X}/out"))
+    assert "results_root" in message and "NO_SUCH_VARIABLE_X" in message
+
+
+def test_submit_exits_2_with_one_line_on_a_typo(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["split"] = {"by": "well", "test_fractoin": 0.3}
+    path = write_config(tmp_path / "c.yaml", raw)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "submit.py"), "--config", str(path), "--stage", "all"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "split.test_fractoin" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
