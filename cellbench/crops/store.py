@@ -1,0 +1,167 @@
+"""The crop store: one HDF5 file per plate with every crop kind and a table of its cells.
+
+::
+
+    / attrs          schema, plate, channel_names, created_by, config_hash
+    /<kind>/images   uint16 (N, C, S, S): raw intensities, never normalised at write time
+    /<kind>/masks    uint8 (N, S, S): bit 1 = this cell, bit 2 = its nucleus
+    /<kind> attrs    size, masked, centred_on, border
+    /cells/<column>  one 1-D dataset per column; row i describes crop i of every kind
+
+Each crop is its own chunk, so reading one cell decompresses one cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+import cellbench
+from cellbench.crops.extract import CropSpec
+from cellbench.io.atomic import atomic_path
+
+SCHEMA = "cellbench.crops/1"
+BORDER_POLICY = "pad"
+
+
+def write_crop_store(
+    path: Path,
+    *,
+    plate: str,
+    channel_names: list[str],
+    specs: list[CropSpec],
+    batches: Iterable[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]],
+    config_hash: str,
+    compression: str | None = "lzf",
+) -> pd.DataFrame:
+    """Write a plate's crops, field by field, into a new store (atomically).
+
+    Parameters
+    ----------
+    path : Path
+        Destination ``crops/<plate>.h5``.
+    plate : str
+    channel_names : list of str
+        Names of the C channels of every crop.
+    specs : list of CropSpec
+        The kinds to store.
+    batches : iterable of (cells, {kind: (crops, masks)})
+        Per field: its rows of the cell table and, per kind, (N, C, S, S) crops and (N, S, S)
+        masks in the same row order.
+    config_hash : str
+        Hash of the settings that made the store (recorded for provenance).
+    compression : {"lzf", "gzip", None}
+
+    Returns
+    -------
+    DataFrame
+        The `/cells` table as written.
+    """
+    tables = []
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as store:
+        store.attrs.update(
+            {
+                "schema": SCHEMA,
+                "plate": plate,
+                "channel_names": list(channel_names),
+                "created_by": f"cellbench {cellbench.__version__}",
+                "config_hash": config_hash,
+            }
+        )
+        datasets = {
+            spec.kind: _create_kind(store, spec, len(channel_names), compression) for spec in specs
+        }
+        n_written = 0
+        for cells, crops_by_kind in batches:
+            n_new = len(cells)
+            for kind, (crops, masks) in crops_by_kind.items():
+                images_ds, masks_ds = datasets[kind]
+                images_ds.resize(n_written + n_new, axis=0)
+                masks_ds.resize(n_written + n_new, axis=0)
+                images_ds[n_written:] = crops
+                masks_ds[n_written:] = masks
+            tables.append(cells)
+            n_written += n_new
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        _write_table(store.create_group("cells"), table)
+    return table
+
+
+def _create_kind(
+    store: h5py.File, spec: CropSpec, n_channels: int, compression: str | None
+) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Create the resizable image and mask datasets of one crop kind."""
+    group = store.create_group(spec.kind)
+    group.attrs.update(
+        {
+            "size": spec.size_px,
+            "masked": spec.masked,
+            "centred_on": spec.centred_on,
+            "border": BORDER_POLICY,
+        }
+    )
+    size = spec.size_px
+    images = group.create_dataset(
+        "images",
+        shape=(0, n_channels, size, size),
+        maxshape=(None, n_channels, size, size),
+        chunks=(1, n_channels, size, size),
+        dtype=np.uint16,
+        compression=compression,
+    )
+    masks = group.create_dataset(
+        "masks",
+        shape=(0, size, size),
+        maxshape=(None, size, size),
+        chunks=(1, size, size),
+        dtype=np.uint8,
+        compression=compression,
+    )
+    return images, masks
+
+
+def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
+    """Write a DataFrame as one dataset per column (strings as UTF-8)."""
+    group.attrs["columns"] = list(table.columns)
+    for column in table.columns:
+        values = table[column]
+        if values.dtype.kind in "biuf":
+            group.create_dataset(column, data=values.to_numpy())
+        else:
+            group.create_dataset(
+                column, data=values.astype(str).to_numpy(dtype=object), dtype=h5py.string_dtype()
+            )
+
+
+def read_cells(path: Path) -> pd.DataFrame:
+    """Read the `/cells` table of a crop store."""
+    with h5py.File(path, "r") as store:
+        group = store["cells"]
+        columns = list(group.attrs["columns"])
+        data = {}
+        for column in columns:
+            dataset = group[column]
+            data[column] = (
+                dataset.asstr()[()] if h5py.check_string_dtype(dataset.dtype) else dataset[()]
+            )
+        return pd.DataFrame(data, columns=columns)
+
+
+def read_crops(
+    path: Path, kind: str, rows: slice | np.ndarray = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read crops and masks of one kind: (N, C, S, S) uint16 and (N, S, S) uint8."""
+    with h5py.File(path, "r") as store:
+        group = store[kind]
+        if isinstance(rows, np.ndarray):
+            order = np.argsort(rows)
+            images = group["images"][np.sort(rows)]
+            masks = group["masks"][np.sort(rows)]
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            return images[inverse], masks[inverse]
+        return group["images"][rows], group["masks"][rows]

@@ -1,0 +1,332 @@
+"""The stages: which tasks exist, how one task runs, and when it is done.
+
+Each stage lists its tasks from the config alone (no image is opened), so a plan is cheap;
+`run_task` runs one of them wherever it is called (a local process, a SLURM array element, a
+container) and records the outcome in `_status/<stage>/<task>.json`. A task whose status says
+done with the same settings hash, and whose outputs exist, is skipped unless forced.
+
+=========  ===================  =====================================================
+stage      one task is          writes
+=========  ===================  =====================================================
+segment    a plate              segment/<plate>.h5
+crop       a plate              crops/<plate>.h5
+features   a plate              features/<plate>.parquet
+train      a model x a seed     models/<model>/seed<k>/model.joblib, split, info
+evaluate   a model x a seed     models/<model>/seed<k>/metrics.json, predictions
+aggregate  the experiment       report/
+=========  ===================  =====================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cellbench.config import Config, stable_hash
+from cellbench.data.plates import list_plates, open_plate
+from cellbench.errors import CellbenchError, InputMissing
+from cellbench.paths import ResultsPaths
+from cellbench.status import DONE, FAILED, RUNNING, SKIPPED, is_done, read_status, write_status
+
+log = logging.getLogger(__name__)
+
+STAGES = ("segment", "crop", "features", "train", "evaluate", "aggregate")
+AGGREGATE_TASK = "report"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How one task ended: ``done``, ``skipped`` (already done, or input missing) or ``failed``."""
+
+    stage: str
+    task: str
+    state: str
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task did not fail."""
+        return self.state != FAILED
+
+
+# --- task lists -------------------------------------------------------------------------------
+
+
+def list_tasks(config: Config, stage: str) -> list[str]:
+    """Names of the tasks of a stage, from the config alone."""
+    _check_stage(stage)
+    if stage in ("segment", "crop", "features"):
+        return list_plates(config)
+    if stage in ("train", "evaluate"):
+        return [model_task(m.name, seed) for m in config.models for seed in config.seeds]
+    return [AGGREGATE_TASK]
+
+
+def model_task(model: str, seed: int) -> str:
+    """Task name of a model and seed, e.g. ``rf.seed0``."""
+    return f"{model}.seed{seed}"
+
+
+def parse_model_task(task: str) -> tuple[str, int]:
+    """Split ``rf.seed0`` into (``rf``, 0)."""
+    model, _, seed = task.rpartition(".seed")
+    if not model or not seed.isdigit():
+        raise CellbenchError(f"task {task!r} is not of the form <model>.seed<k>")
+    return model, int(seed)
+
+
+# --- settings each stage depends on ------------------------------------------------------------
+
+
+def task_hash(config: Config, stage: str, task: str) -> str:
+    """Hash of the settings a task's result depends on (execution settings excluded)."""
+    dumped = config.model_dump(mode="json")
+    sections = {
+        "segment": ["data", "segmentation"],
+        "crop": ["data", "segmentation", "crops"],
+        "features": ["data", "segmentation", "features"],
+        "aggregate": ["data", "segmentation", "features", "split", "models", "seeds"],
+    }
+    if stage in ("train", "evaluate"):
+        model, seed = parse_model_task(task)
+        payload = {k: dumped[k] for k in ("data", "segmentation", "features", "split")}
+        payload["model"] = config.model(model).model_dump(mode="json")
+        payload["seed"] = seed
+    else:
+        payload = {k: dumped[k] for k in sections[stage]}
+    payload["results_root"] = dumped["results_root"]
+    return stable_hash(payload)
+
+
+def task_outputs(config: Config, stage: str, task: str) -> list[Path]:
+    """Files a finished task leaves behind."""
+    paths = ResultsPaths(config.results_root)
+    if stage == "segment":
+        return [paths.label_store(task)]
+    if stage == "crop":
+        return [paths.crop_store(task)]
+    if stage == "features":
+        return [paths.feature_table(task)]
+    if stage == "train":
+        model, seed = parse_model_task(task)
+        return [
+            paths.model_file(model, seed),
+            paths.split_file(model, seed),
+            paths.model_info(model, seed),
+        ]
+    if stage == "evaluate":
+        model, seed = parse_model_task(task)
+        return [paths.metrics(model, seed), paths.predictions(model, seed)]
+    return [paths.report_file("index.html")]
+
+
+# --- running one task -------------------------------------------------------------------------
+
+
+def run_task(config: Config, stage: str, task: str, force: bool = False) -> TaskResult:
+    """Run one task, record its status, and never raise for the task's own failure.
+
+    A failure of the input (a `CellbenchError`) is recorded with its one-line message; a bug
+    with its traceback. Either way the caller gets a `TaskResult` and other tasks go on.
+    """
+    _check_stage(stage)
+    if task not in list_tasks(config, stage):
+        raise CellbenchError(
+            f"stage {stage!r} has no task {task!r}; tasks: {list_tasks(config, stage)}"
+        )
+    paths = ResultsPaths(config.results_root)
+    status_path = paths.status_file(stage, task)
+    config_hash = task_hash(config, stage, task)
+    outputs = task_outputs(config, stage, task)
+    if not force and is_done(status_path, config_hash, outputs):
+        return TaskResult(stage, task, SKIPPED, "already done")
+
+    started = time.time()
+    common = {"stage": stage, "task": task, "config_hash": config_hash, "started": started}
+    write_status(status_path, state=RUNNING, **common)
+    try:
+        details = _RUNNERS[stage](config, task)
+    except InputMissing as exc:
+        seconds = time.time() - started
+        write_status(
+            status_path, state=SKIPPED, message=f"input missing: {exc}", seconds=seconds, **common
+        )
+        log.warning("%s/%s skipped: input missing: %s", stage, task, exc)
+        return TaskResult(stage, task, SKIPPED, f"input missing: {exc}", seconds)
+    except Exception as exc:  # the task failed; record why and let the others go on
+        seconds = time.time() - started
+        expected = isinstance(exc, CellbenchError)
+        message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        write_status(
+            status_path,
+            state=FAILED,
+            error=message,
+            traceback=None if expected else traceback.format_exc(),
+            seconds=seconds,
+            **common,
+        )
+        log.error("%s/%s failed: %s", stage, task, message)
+        return TaskResult(stage, task, FAILED, message, seconds)
+    seconds = time.time() - started
+    write_status(
+        status_path,
+        state=DONE,
+        outputs=[str(p) for p in outputs],
+        details=details,
+        seconds=seconds,
+        **common,
+    )
+    return TaskResult(stage, task, DONE, _summary(details), seconds)
+
+
+def task_state(config: Config, stage: str, task: str) -> str:
+    """The recorded state of a task: done, failed, skipped, running, stale or missing."""
+    paths = ResultsPaths(config.results_root)
+    status = read_status(paths.status_file(stage, task))
+    if status is None:
+        return "missing"
+    if status.get("state") == DONE and not is_done(
+        paths.status_file(stage, task),
+        task_hash(config, stage, task),
+        task_outputs(config, stage, task),
+    ):
+        return "stale"
+    return status.get("state", "missing")
+
+
+def _summary(details: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in details.items() if isinstance(v, int | float | str))
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise CellbenchError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+
+
+# --- the stages' work -------------------------------------------------------------------------
+
+
+def _run_segment(config: Config, plate: str) -> dict:
+    from cellbench.segment.plate import segment_plate
+
+    paths = ResultsPaths(config.results_root)
+    opened = open_plate(config, plate)
+    return segment_plate(
+        opened, config.data.channels, config.segmentation, paths.label_store(plate)
+    )
+
+
+def _run_crop(config: Config, plate: str) -> dict:
+    from cellbench.crops.extract import crop_spec
+    from cellbench.crops.plate import crop_plate
+
+    paths = ResultsPaths(config.results_root)
+    labels = _require(paths.label_store(plate))
+    specs = [crop_spec(kind, s.size_px, s.masked) for kind, s in config.crops.kinds.items()]
+    return crop_plate(
+        open_plate(config, plate),
+        labels,
+        config.data.channels,
+        specs,
+        paths.crop_store(plate),
+        config_hash=task_hash(config, "crop", plate),
+        compression=None if config.crops.compression == "none" else config.crops.compression,
+    )
+
+
+def _run_features(config: Config, plate: str) -> dict:
+    from cellbench.features.plate import measure_plate
+
+    paths = ResultsPaths(config.results_root)
+    labels = _require(paths.label_store(plate))
+    return measure_plate(
+        open_plate(config, plate),
+        labels,
+        config.data.channels,
+        config.features.regions,
+        paths.feature_table(plate),
+    )
+
+
+def _run_train(config: Config, task: str) -> dict:
+    from cellbench.models.train import load_feature_tables, train_classical
+
+    paths = ResultsPaths(config.results_root)
+    model, seed = parse_model_task(task)
+    tables, missing = _available_feature_tables(config)
+    details = train_classical(
+        load_feature_tables(tables, config.data.label_column),
+        config.model(model),
+        config.split,
+        config.data.label_column,
+        seed,
+        paths.model_file(model, seed),
+        paths.split_file(model, seed),
+        paths.model_info(model, seed),
+    )
+    return {**details, "plates_missing": missing}
+
+
+def _run_evaluate(config: Config, task: str) -> dict:
+    from cellbench.evaluate.run import evaluate_classical
+    from cellbench.models.train import load_feature_tables
+
+    paths = ResultsPaths(config.results_root)
+    model, seed = parse_model_task(task)
+    _require(paths.model_file(model, seed))
+    tables, _ = _available_feature_tables(config)
+    return evaluate_classical(
+        load_feature_tables(tables, config.data.label_column),
+        config.data.label_column,
+        paths.model_file(model, seed),
+        paths.split_file(model, seed),
+        paths.model_info(model, seed),
+        paths.metrics(model, seed),
+        paths.predictions(model, seed),
+    )
+
+
+def _run_aggregate(config: Config, task: str) -> dict:
+    from cellbench.report.aggregate import build_report
+
+    paths = ResultsPaths(config.results_root)
+    missing = [
+        f"{stage}/{name}"
+        for stage in STAGES[:-1]
+        for name in list_tasks(config, stage)
+        if task_state(config, stage, name) != DONE
+    ]
+    metrics = {(m.name, s): paths.metrics(m.name, s) for m in config.models for s in config.seeds}
+    return build_report(metrics, missing, paths.report_dir, config.name)
+
+
+def _available_feature_tables(config: Config) -> tuple[list[Path], list[str]]:
+    """Feature tables that exist, and the plates whose table is missing."""
+    paths = ResultsPaths(config.results_root)
+    plates = list_plates(config)
+    present = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
+    missing = [p for p in plates if not paths.feature_table(p).exists()]
+    if not present:
+        raise InputMissing(f"no feature table under {paths.root / 'features'}")
+    return present, missing
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise InputMissing(f"{path} does not exist (has the stage before run?)")
+    return path
+
+
+_RUNNERS: dict[str, Callable[[Config, str], dict]] = {
+    "segment": _run_segment,
+    "crop": _run_crop,
+    "features": _run_features,
+    "train": _run_train,
+    "evaluate": _run_evaluate,
+    "aggregate": _run_aggregate,
+}
