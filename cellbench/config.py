@@ -74,8 +74,10 @@ class SyntheticSource(StrictModel):
     source: Literal["synthetic"] = "synthetic"
     plates: int = Field(2, ge=1, description="number of plates, named P1, P2, ...")
     rows: str = Field("AB", pattern=r"^[A-P]+$", description="row letters of each plate")
-    columns: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6], min_length=1)
-    sites: int = Field(3, ge=1, description="fields per well")
+    columns: list[Annotated[int, Field(ge=1, le=24)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6], min_length=1
+    )
+    sites: int = Field(3, ge=1, le=99, description="fields per well")
     field_shape_px: tuple[int, int] = (256, 256)
     cells_per_field: int = Field(25, ge=1)
     conditions: list[str] = Field(
