@@ -21,7 +21,8 @@ def test_good_names(name, expected):
 
 
 @pytest.mark.parametrize(
-    "name", ["A-1-01", "A01-01", "AA-01-01", "Q-01-01", "A-25-01", "A-00-01", "A-01-00", "A-01-01.tif", ""]
+    "name",
+    ["A-1-01", "A01-01", "AA-01-01", "Q-01-01", "A-25-01", "A-00-01", "A-01-00", "A-01-01.tif", ""],
 )
 def test_bad_names(name):
     with pytest.raises(CellbenchError, match="X-YY-ZZ"):
