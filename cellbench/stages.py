@@ -200,7 +200,14 @@ def task_state(config: Config, stage: str, task: str) -> str:
 
 
 def _summary(details: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in details.items() if isinstance(v, int | float | str))
+    """A short line of a task's scalar results, e.g. ``cells 478, fields 36``."""
+
+    def show(value: int | float | str) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    return ", ".join(
+        f"{k} {show(v)}" for k, v in details.items() if isinstance(v, int | float | str)
+    )
 
 
 def _check_stage(stage: str) -> None:
