@@ -10,7 +10,8 @@
       models/<model>/seed<k>/   model weights, history, metrics.json, predictions.parquet
       report/                   tables, figures, index.html
       _status/<stage>/<task>.json
-      _logs/<stage>/            logs of tasks run by an executor
+      _logs/<stage>/<job id>/   SLURM logs and submitit files of each task
+      _submissions/<stage>.json the SLURM job id of every submitted task
 
 No other module joins result paths by hand: stage code asks a `ResultsPaths` for them.
 """
@@ -94,3 +95,7 @@ class ResultsPaths:
     def log_dir(self, stage: str) -> Path:
         """Folder of a stage's task logs."""
         return self.root / "_logs" / stage
+
+    def submission_file(self, stage: str) -> Path:
+        """Record of the SLURM jobs submitted for a stage (JSON)."""
+        return self.root / "_submissions" / f"{stage}.json"

@@ -30,11 +30,21 @@ from cellbench.config import Config, stable_hash
 from cellbench.data.plates import list_plates, open_plate
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.paths import ResultsPaths
-from cellbench.status import DONE, FAILED, RUNNING, SKIPPED, is_done, read_status, write_status
+from cellbench.status import (
+    DONE,
+    FAILED,
+    RUNNING,
+    SKIPPED,
+    fingerprint,
+    is_done,
+    read_status,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 
 STAGES = ("segment", "crop", "features", "train", "evaluate", "aggregate")
+PLATE_STAGES = ("segment", "crop", "features")  # one task per plate, named after it
 AGGREGATE_TASK = "report"
 
 
@@ -60,7 +70,7 @@ class TaskResult:
 def list_tasks(config: Config, stage: str) -> list[str]:
     """Names of the tasks of a stage, from the config alone."""
     _check_stage(stage)
-    if stage in ("segment", "crop", "features"):
+    if stage in PLATE_STAGES:
         return list_plates(config)
     if stage in ("train", "evaluate"):
         return [model_task(m.name, seed) for m in config.models for seed in config.seeds]
@@ -125,6 +135,37 @@ def task_outputs(config: Config, stage: str, task: str) -> list[Path]:
     return [paths.report_file("index.html")]
 
 
+def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
+    """Files a task reads that earlier tasks wrote (raw images are not tracked).
+
+    Their fingerprint is recorded when the task runs; a change makes the task stale.
+    """
+    paths = ResultsPaths(config.results_root)
+    tables = [paths.feature_table(p) for p in list_plates(config)]
+    if stage == "segment":
+        return []
+    if stage in ("crop", "features"):
+        return [paths.label_store(task)]
+    if stage == "train":
+        return tables
+    if stage == "evaluate":
+        model, seed = parse_model_task(task)
+        return [*tables, paths.model_file(model, seed), paths.split_file(model, seed)]
+    return [
+        paths.status_file(name, other) for name in STAGES[:-1] for other in list_tasks(config, name)
+    ]
+
+
+def is_task_done(config: Config, stage: str, task: str) -> bool:
+    """Whether a task is done with the current settings and inputs, its outputs present."""
+    return is_done(
+        ResultsPaths(config.results_root).status_file(stage, task),
+        task_hash(config, stage, task),
+        task_outputs(config, stage, task),
+        fingerprint(task_inputs(config, stage, task)),
+    )
+
+
 # --- running one task -------------------------------------------------------------------------
 
 
@@ -141,13 +182,18 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
         )
     paths = ResultsPaths(config.results_root)
     status_path = paths.status_file(stage, task)
-    config_hash = task_hash(config, stage, task)
-    outputs = task_outputs(config, stage, task)
-    if not force and is_done(status_path, config_hash, outputs):
+    if not force and is_task_done(config, stage, task):
         return TaskResult(stage, task, SKIPPED, "already done")
 
+    outputs = task_outputs(config, stage, task)
     started = time.time()
-    common = {"stage": stage, "task": task, "config_hash": config_hash, "started": started}
+    common = {
+        "stage": stage,
+        "task": task,
+        "config_hash": task_hash(config, stage, task),
+        "inputs": fingerprint(task_inputs(config, stage, task)),
+        "started": started,
+    }
     write_status(status_path, state=RUNNING, **common)
     try:
         details = _RUNNERS[stage](config, task)
@@ -186,15 +232,10 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
 
 def task_state(config: Config, stage: str, task: str) -> str:
     """The recorded state of a task: done, failed, skipped, running, stale or missing."""
-    paths = ResultsPaths(config.results_root)
-    status = read_status(paths.status_file(stage, task))
+    status = read_status(ResultsPaths(config.results_root).status_file(stage, task))
     if status is None:
         return "missing"
-    if status.get("state") == DONE and not is_done(
-        paths.status_file(stage, task),
-        task_hash(config, stage, task),
-        task_outputs(config, stage, task),
-    ):
+    if status.get("state") == DONE and not is_task_done(config, stage, task):
         return "stale"
     return status.get("state", "missing")
 

@@ -32,13 +32,45 @@ def read_status(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def is_done(path: Path, config_hash: str, outputs: list[Path]) -> bool:
-    """Whether a task finished with these settings and its outputs are all still there."""
+def fingerprint(paths: list[Path]) -> dict[str, list[int] | None]:
+    """Size and modification time (ns) of each path, None for a missing one.
+
+    A task records the fingerprint of its inputs when it starts; when they differ later (an
+    upstream task ran again, a missing plate appeared), the task is no longer done.
+    """
+    prints: dict[str, list[int] | None] = {}
+    for path in paths:
+        try:
+            stat = Path(path).stat()
+        except FileNotFoundError:
+            prints[str(path)] = None
+        else:
+            prints[str(path)] = [stat.st_size, stat.st_mtime_ns]
+    return prints
+
+
+def is_done(
+    path: Path, config_hash: str, outputs: list[Path], inputs: dict[str, list[int] | None]
+) -> bool:
+    """Whether a task finished with these settings and inputs, and its outputs still exist.
+
+    Parameters
+    ----------
+    path : Path
+        The task's status file.
+    config_hash : str
+        Hash of the settings the task depends on now.
+    outputs : list of Path
+        Files the finished task left.
+    inputs : dict
+        `fingerprint` of the task's inputs now.
+    """
     status = read_status(path)
     return (
         status is not None
         and status.get("state") == DONE
         and status.get("config_hash") == config_hash
+        and status.get("inputs") == inputs
         and all(Path(p).exists() for p in outputs)
     )
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""Submit stages of a cellbench experiment: plan them, then run them on an executor.
+"""Submit stages of a cellbench experiment: plan them, then run them locally or on SLURM.
 
     python jobs/submit.py --config configs/demo.yaml --stage all
     python jobs/submit.py --config configs/demo.yaml --stage crop --dry-run
+    python jobs/submit.py --config C --status
+    python jobs/submit.py --config C --retry-failed --mem-factor 2
 
-Exit status: 0 when every task ended well, 1 when a task failed, 2 for a bad config or option.
+Exit status: 0 when every task ended well (or was submitted), 1 when a task failed, 2 for a
+bad config or option, 3 when --wait ran out of time.
 """
 
 from __future__ import annotations
@@ -23,17 +26,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line of submit.py."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML")
-    parser.add_argument("--stage", required=True, choices=[*STAGES, ALL])
+    parser.add_argument("--stage", choices=[*STAGES, ALL], help="stage to run, or all")
     parser.add_argument(
         "--executor",
         default="auto",
         choices=EXECUTORS,
-        help="auto: SLURM when sbatch is on PATH, else local",
+        help="auto: slurm when sbatch is on PATH, else local",
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan (and sbatch parameters), run nothing"
+    )
     parser.add_argument("--force", action="store_true", help="redo tasks that are done")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="print done / failed / running / pending per stage and exit",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="resubmit only failed tasks (and what depends on them)",
+    )
+    parser.add_argument(
+        "--mem-factor",
+        type=float,
+        default=1.0,
+        help="multiply each job's memory (with --retry-failed)",
+    )
+    parser.add_argument(
+        "--time-factor",
+        type=float,
+        default=1.0,
+        help="multiply each job's time limit (with --retry-failed)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="after submitting to SLURM, wait for the jobs and print the status",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600,
+        help="seconds --wait waits at most (default 3600)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not (args.status or args.retry_failed or args.stage):
+        parser.error("give --stage, --status or --retry-failed")
+    if min(args.mem_factor, args.time_factor) <= 0:
+        parser.error("--mem-factor and --time-factor must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,14 +90,67 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config)
-        results = execute(config, args.stage, args.executor, force=args.force, dry_run=args.dry_run)
+        if args.status:
+            return _print_status(config)
+        only = None
+        if args.retry_failed:
+            from cellbench.execution.progress import collect, failed_tasks
+
+            only = failed_tasks(collect(config)[0])
+            if not only:
+                print("no failed task to retry")
+                return 0
+        factors = None
+        if args.mem_factor != 1 or args.time_factor != 1:
+            from cellbench.execution.slurm import Factors
+
+            factors = Factors(mem=args.mem_factor, time=args.time_factor)
+        outcome = execute(
+            config,
+            args.stage or ALL,
+            args.executor,
+            force=args.force,
+            dry_run=args.dry_run,
+            only=only,
+            factors=factors,
+        )
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except CellbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 1 if any(r.state == "failed" for r in results) else 0
+    if isinstance(outcome, dict):  # submitted to SLURM
+        if args.wait and not args.dry_run:
+            return _wait(config, outcome, args.wait_timeout)
+        return 0
+    return 1 if any(r.state == "failed" for r in outcome) else 0
+
+
+def _print_status(config) -> int:
+    from cellbench.execution.progress import collect, format_status
+
+    views, source = collect(config)
+    print(format_status(views, source))
+    return 1 if any(v.state == "failed" for v in views) else 0
+
+
+def _wait(config, submitted: dict[str, list[str]], timeout_s: float) -> int:
+    from cellbench.execution.slurm import read_submissions
+    from cellbench.execution.slurm_state import wait_for_jobs
+
+    jobs = []
+    for stage, arrays in submitted.items():
+        for entry in read_submissions(config, stage).values():
+            if entry["job_id"].split("_")[0] in arrays:
+                jobs.append(entry["job_id"])
+    print(f"waiting for {len(jobs)} job(s) (at most {timeout_s:.0f} s)", flush=True)
+    try:
+        wait_for_jobs(jobs, timeout_s)
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return _print_status(config)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""Plans: which tasks of which stages still have to run. Shared by every executor."""
+"""Plans: which tasks of which stages have to run. Shared by every executor.
+
+A task is planned when it is not done, or when the task it depends on in the stage before is
+planned (its input is about to change). Plate stages depend plate by plate; train, evaluate
+and aggregate depend on the whole stage before (evaluate on the same model and seed).
+Each task still checks at run time whether it is done, so planning too much costs little.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from cellbench.config import Config
-from cellbench.paths import ResultsPaths
-from cellbench.stages import STAGES, list_tasks, task_hash, task_outputs
-from cellbench.status import is_done
+from cellbench.stages import PLATE_STAGES, STAGES, is_task_done, list_tasks
 
 ALL = "all"
 
 
 @dataclass(frozen=True)
 class StagePlan:
-    """The tasks of one stage, and those of them that are not done yet (or all, if forced)."""
+    """The tasks of one stage, and those of them that will run."""
 
     stage: str
     tasks: list[str]
@@ -31,24 +35,49 @@ def stages_for(stage: str) -> list[str]:
     return list(STAGES) if stage == ALL else [stage]
 
 
-def plan(config: Config, stage: str, force: bool = False) -> list[StagePlan]:
-    """Plan the stages named by `stage` from the config and the status files alone."""
-    paths = ResultsPaths(config.results_root)
-    plans = []
+def plan(
+    config: Config,
+    stage: str,
+    force: bool = False,
+    only: dict[str, set[str]] | None = None,
+) -> list[StagePlan]:
+    """Plan the stages named by `stage` from the config and the status files alone.
+
+    Parameters
+    ----------
+    config : Config
+    stage : str
+        A stage name or ``all``.
+    force : bool
+        Plan every task, done or not.
+    only : dict of {stage: set of tasks}, optional
+        Plan just these tasks (and what depends on them) instead of every task not done:
+        how ``--retry-failed`` resubmits failed tasks only.
+    """
+    plans: list[StagePlan] = []
     for name in stages_for(stage):
         tasks = list_tasks(config, name)
-        todo = [
-            task
-            for task in tasks
-            if force
-            or not is_done(
-                paths.status_file(name, task),
-                task_hash(config, name, task),
-                task_outputs(config, name, task),
-            )
-        ]
-        plans.append(StagePlan(name, tasks, todo))
+        if force:
+            todo = set(tasks)
+        elif only is not None:
+            todo = set(only.get(name, ())) & set(tasks)
+        else:
+            todo = {t for t in tasks if not is_task_done(config, name, t)}
+        if plans:
+            todo |= _downstream_of(plans[-1], name, tasks)
+        plans.append(StagePlan(name, tasks, [t for t in tasks if t in todo]))
     return plans
+
+
+def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str]) -> set[str]:
+    """Tasks of `stage` whose input the planned tasks of `upstream` will rewrite."""
+    if not upstream.todo:
+        return set()
+    if stage in PLATE_STAGES and upstream.stage in PLATE_STAGES:
+        return set(upstream.todo) & set(tasks)
+    if stage == "evaluate" and upstream.stage == "train":
+        return set(upstream.todo) & set(tasks)
+    return set(tasks)
 
 
 def describe(plans: list[StagePlan]) -> str:

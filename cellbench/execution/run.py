@@ -14,18 +14,15 @@ from cellbench.execution import debug, local
 from cellbench.execution.plan import StagePlan, describe, plan
 from cellbench.stages import TaskResult
 
-EXECUTORS = ("auto", "local", "debug")
+EXECUTORS = ("auto", "slurm", "local", "debug")
 
 
-def resolve_executor(name: str) -> str:
-    """Turn ``auto`` into a concrete executor for this machine."""
+def resolve_executor(name: str, config: Config) -> str:
+    """Turn ``auto`` into ``slurm`` when `sbatch` is on PATH and a cluster profile is set."""
     if name != "auto":
         return name
-    if shutil.which("sbatch"):
-        print(
-            "note: sbatch found, but the SLURM executor is not available yet; running locally",
-            file=sys.stderr,
-        )
+    if shutil.which("sbatch") and config.execution.cluster is not None:
+        return "slurm"
     return "local"
 
 
@@ -35,27 +32,48 @@ def execute(
     executor: str = "auto",
     force: bool = False,
     dry_run: bool = False,
+    only: dict[str, set[str]] | None = None,
+    factors=None,
     echo: Callable[[str], None] = print,
-) -> list[TaskResult]:
-    """Plan `stage` (a stage or ``all``) and run it stage after stage.
+) -> list[TaskResult] | dict[str, list[str]]:
+    """Plan `stage` (a stage or ``all``) and run it, or submit it to SLURM.
 
-    Every stage runs after all tasks of the stage before it have ended, succeeded or not;
-    tasks whose inputs are missing record ``skipped: input missing``.
+    Locally, every stage runs after all tasks of the stage before it have ended, succeeded or
+    not; on SLURM, each stage's array waits for the one before with ``afterany``. Tasks whose
+    inputs are missing record ``skipped: input missing``.
+
+    Parameters
+    ----------
+    only : dict of {stage: set of tasks}, optional
+        Run just these tasks and what depends on them (``--retry-failed``).
+    factors : Factors, optional
+        Memory and time multipliers for SLURM jobs.
 
     Returns
     -------
-    list of TaskResult
-        Every task that ran (none for a dry run).
+    list of TaskResult, or dict of {stage: job ids}
+        Tasks run locally, or the SLURM arrays submitted.
     """
-    executor = resolve_executor(executor)
-    plans = plan(config, stage, force=force)
+    executor = resolve_executor(executor, config)
+    plans = plan(config, stage, force=force, only=only)
     echo(f"experiment {config.name!r} -> {config.results_root}  (executor: {executor})")
     echo(describe(plans))
+    if executor == "slurm":
+        from cellbench.execution.slurm import Factors, submit_plans
+
+        return submit_plans(
+            config, plans, factors or Factors(), force=force, dry_run=dry_run, echo=echo
+        )
     if dry_run:
         echo("dry run: nothing was run")
         return []
     results: list[TaskResult] = []
-    for stage_plan in plans:
+    for position, stage_plan in enumerate(plans):
+        if position > 0 and not force:
+            # Re-plan now that the stage before has run: its outputs decide what is done.
+            fresh = plan(config, stage_plan.stage)[0]
+            todo = [t for t in stage_plan.tasks if t in set(fresh.todo) | set(stage_plan.todo)]
+            stage_plan = StagePlan(stage_plan.stage, stage_plan.tasks, todo)
         results += _run_stage(config, stage_plan, executor, force, echo)
     failed = [r for r in results if r.state == "failed"]
     echo(f"finished: {len(results) - len(failed)} task(s) ok, {len(failed)} failed")
@@ -65,15 +83,14 @@ def execute(
 def _run_stage(
     config: Config, stage_plan: StagePlan, executor: str, force: bool, echo: Callable[[str], None]
 ) -> list[TaskResult]:
-    """Run one stage's tasks (rechecking each against its status) and show progress."""
-    tasks = stage_plan.tasks if force else stage_plan.todo
-    if not tasks:
+    """Run one stage's planned tasks (each rechecks its status) and show progress."""
+    if not stage_plan.todo:
         echo(f"{stage_plan.stage}: all {len(stage_plan.tasks)} task(s) done, skipped")
         return []
     started = time.time()
     counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = tqdm(
-        total=len(tasks),
+        total=len(stage_plan.todo),
         desc=stage_plan.stage,
         unit="task",
         file=sys.stderr,
@@ -87,7 +104,7 @@ def _run_stage(
         echo(f"{line} {result.message}".rstrip())
 
     runner = debug.run_tasks if executor == "debug" else local.run_tasks
-    results = runner(config, stage_plan.stage, tasks, force, on_result)
+    results = runner(config, stage_plan.stage, stage_plan.todo, force, on_result)
     bar.close()
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     echo(f"{stage_plan.stage}: {summary} in {time.time() - started:.1f} s")

@@ -1,0 +1,195 @@
+"""The SLURM executor: one submitit job array per stage, chained with `afterany`.
+
+`afterany` rather than `afterok`: with `afterok`, one failed plate would leave every later
+stage pending forever. Each task checks its own inputs instead and records ``skipped: input
+missing``; the aggregate lists what is missing. Arrays longer than the cluster's MaxArraySize
+are split. Every task runs through `TaskRunner`, which submitit can checkpoint: on preemption
+or time limit the job is requeued and the task resumes (training from its last epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import submitit
+
+from cellbench.config import ClusterProfile, Config, SlurmResources
+from cellbench.errors import CellbenchError, TaskFailed
+from cellbench.execution.container import container_python
+from cellbench.execution.plan import StagePlan
+from cellbench.execution.slurm_state import max_array_size
+from cellbench.io.atomic import write_json
+from cellbench.paths import ResultsPaths
+from cellbench.stages import TaskResult, run_task
+from cellbench.status import FAILED, read_status
+
+
+class TaskRunner(submitit.helpers.Checkpointable):
+    """Run one task in a SLURM job; on preemption or timeout, requeue it to resume.
+
+    A task that fails raises `TaskFailed`, so SLURM records the job as FAILED too.
+    """
+
+    def __call__(self, config: Config, stage: str, task: str, force: bool) -> TaskResult:
+        """Run the task; raise when it failed."""
+        result = run_task(config, stage, task, force=force)
+        if result.state == FAILED:
+            raise TaskFailed(f"{stage}/{task} failed: {result.message}")
+        return result
+
+    def checkpoint(self, config: Config, stage: str, task: str, force: bool) -> Any:
+        """Resubmit the same task; it resumes from what it saved (never forced again)."""
+        return submitit.helpers.DelayedSubmission(self, config, stage, task, False)
+
+
+@dataclass(frozen=True)
+class Factors:
+    """Memory and time multipliers for resubmitted tasks (--mem-factor, --time-factor)."""
+
+    mem: float = 1.0
+    time: float = 1.0
+
+
+def resources_for(profile: ClusterProfile, stage: str, factors: Factors) -> SlurmResources:
+    """A stage's resources from the profile, scaled by the retry factors."""
+    resources = profile.resources(stage)
+    return resources.model_copy(
+        update={
+            "mem_gb": resources.mem_gb * factors.mem,
+            "time_min": int(math.ceil(resources.time_min * factors.time)),
+        }
+    )
+
+
+def sbatch_parameters(
+    config: Config, stage: str, resources: SlurmResources, dependency: list[str]
+) -> dict[str, Any]:
+    """The submitit `SlurmExecutor` parameters of a stage's array.
+
+    Examples
+    --------
+    >>> sbatch_parameters(config, "train", resources, ["1234"])["dependency"]  # doctest: +SKIP
+    'afterany:1234'
+    """
+    profile = _profile(config)
+    parameters: dict[str, Any] = {
+        "job_name": f"cellbench-{config.name}-{stage}",
+        "time": resources.time_min,
+        "cpus_per_task": resources.cpus,
+        "mem": f"{max(1, math.ceil(resources.mem_gb * 1024))}MB",
+        "array_parallelism": profile.array_parallelism,
+        "signal_delay_s": profile.signal_delay_s,
+        "stderr_to_stdout": False,
+    }
+    optional = {
+        "partition": resources.partition,
+        "account": resources.account,
+        "qos": resources.qos,
+        "constraint": resources.constraint,
+        "gres": resources.gres or (f"gpu:{resources.gpus}" if resources.gpus else None),
+        "dependency": "afterany:" + ":".join(dependency) if dependency else None,
+        "additional_parameters": dict(resources.extra) or None,
+    }
+    parameters.update({key: value for key, value in optional.items() if value is not None})
+    return parameters
+
+
+def submit_plans(
+    config: Config,
+    plans: list[StagePlan],
+    factors: Factors = Factors(),
+    force: bool = False,
+    dry_run: bool = False,
+    echo=print,
+) -> dict[str, list[str]]:
+    """Submit one array per stage that has tasks, each depending on the previous array(s).
+
+    Returns
+    -------
+    dict
+        Stage -> the job ids of its arrays (empty for a dry run).
+    """
+    profile = _profile(config)
+    limit = profile.max_array_size or max_array_size()
+    submitted: dict[str, list[str]] = {}
+    dependency: list[str] = []
+    for stage_plan in plans:
+        if not stage_plan.todo:
+            echo(f"{stage_plan.stage}: nothing to submit ({len(stage_plan.tasks)} task(s) done)")
+            continue
+        resources = resources_for(profile, stage_plan.stage, factors)
+        parameters = sbatch_parameters(config, stage_plan.stage, resources, dependency)
+        shown = {k: v for k, v in parameters.items() if k != "dependency"}
+        if dry_run:
+            after = " after the previous stage" if dependency or submitted else ""
+            echo(f"{stage_plan.stage}: would submit {len(stage_plan.todo)} task(s){after}: {shown}")
+            submitted[stage_plan.stage] = []
+            dependency = ["<previous>"]
+            continue
+        arrays = _submit_stage(config, stage_plan, parameters, resources.gpus, limit, force)
+        submitted[stage_plan.stage] = arrays
+        after = f" after {','.join(dependency)}" if dependency else ""
+        echo(
+            f"{stage_plan.stage}: submitted {len(stage_plan.todo)} task(s) as job(s) "
+            f"{', '.join(arrays)}{after}"
+        )
+        dependency = arrays
+    return submitted
+
+
+def _submit_stage(
+    config: Config,
+    stage_plan: StagePlan,
+    parameters: dict[str, Any],
+    gpus: int,
+    limit: int,
+    force: bool,
+) -> list[str]:
+    """Submit a stage's tasks as arrays of at most `limit` tasks; record every job id."""
+    paths = ResultsPaths(config.results_root)
+    executor = submitit.SlurmExecutor(
+        folder=paths.log_dir(stage_plan.stage) / "%j",
+        max_num_timeout=_profile(config).max_requeues,
+        python=container_python(config, stage_plan.stage, gpus),
+    )
+    executor.update_parameters(**parameters)
+    runner = TaskRunner()
+    record = _read_record(paths, stage_plan.stage)
+    arrays = []
+    tasks = stage_plan.todo
+    for start in range(0, len(tasks), limit):
+        chunk = tasks[start : start + limit]
+        n = len(chunk)
+        jobs = executor.map_array(runner, [config] * n, [stage_plan.stage] * n, chunk, [force] * n)
+        arrays.append(jobs[0].job_id.split("_")[0])
+        for task, job in zip(chunk, jobs, strict=True):
+            record[task] = {
+                "job_id": job.job_id,
+                "stdout": str(job.paths.stdout),
+                "stderr": str(job.paths.stderr),
+                "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "parameters": {k: v for k, v in parameters.items() if k != "dependency"},
+            }
+    write_json(paths.submission_file(stage_plan.stage), record)
+    return arrays
+
+
+def read_submissions(config: Config, stage: str) -> dict[str, dict[str, Any]]:
+    """The last submission of every task of a stage: job id, log paths, parameters."""
+    return _read_record(ResultsPaths(config.results_root), stage)
+
+
+def _read_record(paths: ResultsPaths, stage: str) -> dict[str, dict[str, Any]]:
+    return read_status(paths.submission_file(stage)) or {}
+
+
+def _profile(config: Config) -> ClusterProfile:
+    if config.execution.cluster is None:
+        raise CellbenchError(
+            "the SLURM executor needs a cluster profile: set execution.cluster to a file such "
+            "as configs/clusters/example.yaml"
+        )
+    return config.execution.cluster

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Start a real single-node SLURM with accounting (so `sacct` works) on this machine, for tests.
+#
+#   sudo slurm/start.sh        # installs the Debian packages if missing, then starts
+#   slurm/stop.sh              # stops every daemon this script started, by PID
+#
+# Runs as root on Debian bookworm (slurm-wlm 22.05). Daemons: munged, mariadbd, slurmdbd,
+# slurmctld, slurmd, all on localhost; state and logs under $CELLBENCH_SLURM_STATE
+# (default /tmp/cellbench-slurm). The node advertises this machine's cores and memory, plus
+# CELLBENCH_SLURM_GPUS fake GPUs (default 2: device files made with mknod) so that gres
+# requests can be scheduled; nothing runs on them. Idempotent: a running cluster is left as is.
+set -euo pipefail
+
+STATE=${CELLBENCH_SLURM_STATE:-/tmp/cellbench-slurm}
+GPUS=${CELLBENCH_SLURM_GPUS:-2}
+CLUSTER=cellbench
+HOST=$(hostname -s)
+CONF_DIR=/etc/slurm
+
+log() { echo "[slurm/start] $*"; }
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2
+  shift 2
+  for _ in $(seq 1 $((seconds * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "timed out after ${seconds}s waiting for ${what}"
+  return 1
+}
+
+if [ "$(id -u)" != 0 ]; then
+  echo "slurm/start.sh must run as root" >&2
+  exit 1
+fi
+
+if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+  log "SLURM already running"
+  exit 0
+fi
+
+# --- packages ------------------------------------------------------------------------------
+if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null \
+  || ! command -v mariadbd >/dev/null || ! command -v munged >/dev/null; then
+  log "installing slurm-wlm, slurmdbd, munge, mariadb-server"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    slurm-wlm slurmdbd munge mariadb-server mariadb-client >/dev/null
+fi
+
+mkdir -p "$STATE"/{ctld,spool,log} /run/munge /run/mysqld "$CONF_DIR"
+chown munge:munge /run/munge
+chown mysql:mysql /run/mysqld
+
+# --- munge ---------------------------------------------------------------------------------
+if [ ! -s /etc/munge/munge.key ]; then
+  dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
+fi
+chown munge:munge /etc/munge/munge.key
+chmod 400 /etc/munge/munge.key
+if ! munge -n >/dev/null 2>&1; then
+  runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
+  wait_for 10 munged munge -n
+fi
+cp /run/munge/munged.pid "$STATE/munged.pid" 2>/dev/null || true
+
+# --- mariadb -------------------------------------------------------------------------------
+if [ ! -d /var/lib/mysql/mysql ]; then
+  mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+fi
+if ! mariadb -e 'select 1' >/dev/null 2>&1; then
+  runuser -u mysql -- /usr/sbin/mariadbd --datadir=/var/lib/mysql \
+    --socket=/run/mysqld/mysqld.sock --pid-file=/run/mysqld/mariadbd.pid \
+    --skip-networking=0 --bind-address=127.0.0.1 >"$STATE/log/mariadbd.log" 2>&1 &
+  wait_for 30 mariadb mariadb -e 'select 1'
+fi
+cp /run/mysqld/mariadbd.pid "$STATE/mariadbd.pid" 2>/dev/null || true
+mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
+            GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
+
+# --- configuration -------------------------------------------------------------------------
+CPUS=$(nproc)
+MEM_MB=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))
+GRES_LINE=""
+if [ "$GPUS" -gt 0 ]; then
+  : >"$CONF_DIR/gres.conf"
+  for i in $(seq 0 $((GPUS - 1))); do
+    [ -e "$STATE/fake-gpu$i" ] || mknod "$STATE/fake-gpu$i" c 1 3  # a character device like /dev/null
+    echo "NodeName=$HOST Name=gpu File=$STATE/fake-gpu$i" >>"$CONF_DIR/gres.conf"
+  done
+  GRES_LINE="Gres=gpu:$GPUS"
+fi
+
+cat >"$CONF_DIR/slurmdbd.conf" <<EOF
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=slurm
+StorageLoc=slurm_acct_db
+LogFile=$STATE/log/slurmdbd.log
+PidFile=$STATE/slurmdbd.pid
+EOF
+chmod 600 "$CONF_DIR/slurmdbd.conf"
+
+cat >"$CONF_DIR/slurm.conf" <<EOF
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_min_interval=100000
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=5
+JobCompType=jobcomp/none
+GresTypes=gpu
+MaxArraySize=1001
+MinJobAge=300
+KillWait=5
+OverTimeLimit=0
+ReturnToService=2
+StateSaveLocation=$STATE/ctld
+SlurmdSpoolDir=$STATE/spool
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB $GRES_LINE State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+
+# --- daemons -------------------------------------------------------------------------------
+/usr/sbin/slurmdbd
+wait_for 30 slurmdbd sacctmgr -n list cluster
+sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true
+/usr/sbin/slurmctld
+wait_for 30 slurmctld scontrol ping
+/usr/sbin/slurmd
+wait_for 30 "node $HOST" bash -c "sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)'"
+sacct -n -X -S now >/dev/null  # accounting answers
+log "SLURM up: node $HOST, $CPUS CPUs, ${MEM_MB} MB, $GPUS fake GPU(s); state in $STATE"
