@@ -206,7 +206,26 @@ class RandomForestModel(StrictModel):
     class_weight: Literal["balanced"] | None = "balanced"
 
 
-ModelConfig = Annotated[Annotated[RandomForestModel, Tag("random_forest")], _tag("type")]
+class MLPModel(StrictModel):
+    """A PyTorch multilayer perceptron on the handcrafted features, trained epoch by epoch."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _ and -")
+    type: Literal["mlp"] = "mlp"
+    input: Literal["features"] = "features"
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    patience: int | None = Field(10, ge=1, description="early stopping; null: never")
+
+
+ModelConfig = Annotated[
+    Annotated[RandomForestModel, Tag("random_forest")] | Annotated[MLPModel, Tag("mlp")],
+    _tag("type"),
+]
 
 
 StageName = Literal["segment", "crop", "features", "train", "evaluate", "aggregate"]
@@ -444,7 +463,7 @@ def _describe(error: dict, raw: dict) -> str:
 
 
 def _strip_union_tags(loc: tuple) -> list[str]:
-    tags = {"synthetic", "fields", "classical", "random_forest"}
+    tags = {"synthetic", "fields", "classical", "random_forest", "mlp"}
     parts = [str(p) for p in loc]
     return [p for i, p in enumerate(parts) if not (p in tags and i + 1 < len(parts))]
 

@@ -59,6 +59,18 @@ class ResultsPaths:
         """Fitted scikit-learn pipeline of a classical model."""
         return self.model_dir(model, seed) / "model.joblib"
 
+    def torch_model_file(self, model: str, seed: int) -> Path:
+        """Weights and preprocessing of a PyTorch model (read with weights_only=True)."""
+        return self.model_dir(model, seed) / "model.pt"
+
+    def checkpoint(self, model: str, seed: int) -> Path:
+        """Checkpoint of a PyTorch model in training, rewritten every epoch."""
+        return self.model_dir(model, seed) / "checkpoint.pt"
+
+    def history(self, model: str, seed: int) -> Path:
+        """Training history of a PyTorch model: loss per epoch, resumptions (JSON)."""
+        return self.model_dir(model, seed) / "history.json"
+
     def split_file(self, model: str, seed: int) -> Path:
         """Split (train / val / test) of every cell, decided when training (Parquet)."""
         return self.model_dir(model, seed) / "split.parquet"

@@ -125,7 +125,7 @@ def task_outputs(config: Config, stage: str, task: str) -> list[Path]:
     if stage == "train":
         model, seed = parse_model_task(task)
         return [
-            paths.model_file(model, seed),
+            _model_weights(config, paths, model, seed),
             paths.split_file(model, seed),
             paths.model_info(model, seed),
         ]
@@ -150,7 +150,7 @@ def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
         return tables
     if stage == "evaluate":
         model, seed = parse_model_task(task)
-        return [*tables, paths.model_file(model, seed), paths.split_file(model, seed)]
+        return [*tables, _model_weights(config, paths, model, seed), paths.split_file(model, seed)]
     return [
         paths.status_file(name, other) for name in STAGES[:-1] for other in list_tasks(config, name)
     ]
@@ -302,41 +302,44 @@ def _run_features(config: Config, plate: str) -> dict:
 
 
 def _run_train(config: Config, task: str) -> dict:
-    from cellbench.models.train import load_feature_tables, train_classical
+    from cellbench.models.train import load_feature_tables, train_model
 
-    paths = ResultsPaths(config.results_root)
     model, seed = parse_model_task(task)
     tables, missing = _available_feature_tables(config)
-    details = train_classical(
+    details = train_model(
         load_feature_tables(tables, config.data.label_column),
         config.model(model),
         config.split,
         config.data.label_column,
         seed,
-        paths.model_file(model, seed),
-        paths.split_file(model, seed),
-        paths.model_info(model, seed),
+        ResultsPaths(config.results_root),
+        settings_hash=task_hash(config, "train", task),
     )
     return {**details, "plates_missing": missing}
 
 
 def _run_evaluate(config: Config, task: str) -> dict:
-    from cellbench.evaluate.run import evaluate_classical
+    from cellbench.evaluate.run import evaluate_model
     from cellbench.models.train import load_feature_tables
 
     paths = ResultsPaths(config.results_root)
     model, seed = parse_model_task(task)
-    _require(paths.model_file(model, seed))
+    _require(_model_weights(config, paths, model, seed))
     tables, _ = _available_feature_tables(config)
-    return evaluate_classical(
+    return evaluate_model(
         load_feature_tables(tables, config.data.label_column),
         config.data.label_column,
-        paths.model_file(model, seed),
-        paths.split_file(model, seed),
-        paths.model_info(model, seed),
-        paths.metrics(model, seed),
-        paths.predictions(model, seed),
+        model,
+        seed,
+        paths,
     )
+
+
+def _model_weights(config: Config, paths: ResultsPaths, model: str, seed: int) -> Path:
+    """The file holding a trained model: scikit-learn pipeline or PyTorch weights."""
+    if config.model(model).type == "random_forest":
+        return paths.model_file(model, seed)
+    return paths.torch_model_file(model, seed)
 
 
 def _run_aggregate(config: Config, task: str) -> dict:

@@ -1,26 +1,27 @@
-"""Train a classical model on the per-cell feature tables, split by group."""
+"""Train a model on the per-cell feature tables, split by group, and save it."""
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 
-from cellbench.config import RandomForestModel, SplitConfig
-from cellbench.evaluate.splits import TRAIN, split_by_group
+from cellbench.config import ModelConfig, SplitConfig
+from cellbench.evaluate.splits import TRAIN, VAL, split_by_group
 from cellbench.features.measure import METADATA_PREFIX, metadata_column
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.classical import build_random_forest
+from cellbench.paths import ResultsPaths
 
 log = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "split"
 
 
-def load_feature_tables(paths: list[Path], label_column: str) -> pd.DataFrame:
+def load_feature_tables(paths: list, label_column: str) -> pd.DataFrame:
     """Concatenate feature tables and keep the cells that have a label."""
     table = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     label = metadata_column(label_column)
@@ -42,17 +43,16 @@ def split_groups(table: pd.DataFrame, by: str) -> pd.Series:
     return plate + "/" + table[metadata_column(by)].astype(str)
 
 
-def train_classical(
+def train_model(
     table: pd.DataFrame,
-    params: RandomForestModel,
+    params: ModelConfig,
     split: SplitConfig,
     label_column: str,
     seed: int,
-    model_path: Path,
-    split_path: Path,
-    info_path: Path,
+    paths: ResultsPaths,
+    settings_hash: str,
 ) -> dict:
-    """Split the cells, fit the model on the training cells and save model, split and info.
+    """Split the cells by group, fit the model on the training cells, save model and split.
 
     Returns
     -------
@@ -67,17 +67,36 @@ def train_classical(
         val_fraction=split.val_fraction,
         seed=seed,
     )
-    train = (assignment == TRAIN).to_numpy()
     columns = feature_columns(table)
-    model = build_random_forest(params, seed)
-    model.fit(table.loc[train, columns].to_numpy(), labels[train].to_numpy())
+    classes = sorted(labels.unique())
+    train = (assignment == TRAIN).to_numpy()
+    details: dict = {}
+    if params.type == "random_forest":
+        model = build_random_forest(params, seed)
+        model.fit(table.loc[train, columns].to_numpy(), labels[train].to_numpy())
+        with atomic_path(paths.model_file(params.name, seed)) as tmp:
+            joblib.dump(model, tmp)
+    else:
+        from cellbench.models.mlp import train_mlp
 
-    with atomic_path(model_path) as tmp:
-        joblib.dump(model, tmp)
+        by_split = {s: (assignment == s).to_numpy() for s in (TRAIN, VAL)}
+        history = train_mlp(
+            params,
+            {s: table.loc[m, columns].to_numpy(dtype=np.float32) for s, m in by_split.items()},
+            {s: labels[m].to_numpy() for s, m in by_split.items()},
+            classes,
+            seed,
+            settings_hash,
+            paths.torch_model_file(params.name, seed),
+            paths.checkpoint(params.name, seed),
+        )
+        write_json(paths.history(params.name, seed), history)
+        details = {"epochs": len(history["epochs"]), "resumed_from": history["resumed_from"]}
+
     split_table = pd.DataFrame(
         {"cell_id": table[metadata_column("cell_id")], SPLIT_COLUMN: assignment}
     )
-    with atomic_path(split_path) as tmp:
+    with atomic_path(paths.split_file(params.name, seed)) as tmp:
         split_table.to_parquet(tmp, index=False)
     info = {
         "model": params.name,
@@ -85,11 +104,11 @@ def train_classical(
         "input": params.input,
         "seed": seed,
         "feature_columns": columns,
-        "classes": sorted(labels.unique()),
+        "classes": classes,
         "majority_class": labels[train].value_counts().index[0],
         "split_by": split.by,
         "cells_per_split": {k: int(v) for k, v in assignment.value_counts().items()},
     }
-    write_json(info_path, info)
+    write_json(paths.model_info(params.name, seed), info)
     log.info("train %s seed %d: %s", params.name, seed, json.dumps(info["cells_per_split"]))
-    return {"cells_per_split": info["cells_per_split"], "classes": info["classes"]}
+    return {"cells_per_split": info["cells_per_split"], "classes": classes, **details}

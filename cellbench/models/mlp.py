@@ -1,0 +1,132 @@
+"""A multilayer perceptron on handcrafted features, in plain PyTorch.
+
+Features are imputed (training medians) and standardised (training mean and SD) inside the
+saved model, so prediction needs nothing but the model file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from cellbench.config import MLPModel
+from cellbench.io.atomic import atomic_path
+from cellbench.models.training import FitSettings, finish, fit
+
+
+class FeatureMLP(nn.Module):
+    """Standardise, then Linear-ReLU-Dropout blocks and a linear layer to class logits."""
+
+    def __init__(self, n_features: int, n_classes: int, hidden: list[int], dropout: float):
+        super().__init__()
+        self.register_buffer("median", torch.zeros(n_features))
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, n_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, F) raw features, NaN allowed -> (N, K) logits."""
+        features = torch.where(torch.isnan(features), self.median, features)
+        return self.layers((features - self.mean) / self.scale)
+
+    def fit_preprocessing(self, features: np.ndarray) -> None:
+        """Set the imputation and standardisation statistics from training features."""
+        median = np.nan_to_num(np.nanmedian(features, axis=0)) if len(features) else 0
+        filled = np.where(np.isnan(features), median, features)
+        scale = filled.std(axis=0)
+        self.median.copy_(torch.as_tensor(median, dtype=torch.float32))
+        self.mean.copy_(torch.as_tensor(filled.mean(axis=0), dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(np.where(scale > 0, scale, 1), dtype=torch.float32))
+
+
+def train_mlp(
+    params: MLPModel,
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    classes: list[str],
+    seed: int,
+    settings_hash: str,
+    model_path,
+    checkpoint_path,
+) -> dict:
+    """Fit the MLP on the ``train`` cells (best epoch on ``val`` cells) and save it.
+
+    Parameters
+    ----------
+    features, labels : dict of {split: array}
+        (N, F) float features and (N,) class names of the ``train`` and ``val`` cells.
+    classes : list of str
+        Output order of the logits.
+
+    Returns
+    -------
+    dict
+        The training history.
+    """
+    torch.manual_seed(seed)
+    model = FeatureMLP(features["train"].shape[1], len(classes), params.hidden, params.dropout)
+    model.fit_preprocessing(features["train"])
+    index = {name: i for i, name in enumerate(classes)}
+
+    def dataset(split: str) -> TensorDataset | None:
+        if len(labels.get(split, [])) == 0:
+            return None
+        targets = torch.as_tensor([index[c] for c in labels[split]], dtype=torch.long)
+        inputs = torch.from_numpy(np.array(features[split], dtype=np.float32))
+        return TensorDataset(inputs, targets)
+
+    counts = np.bincount([index[c] for c in labels["train"]], minlength=len(classes))
+    weights = torch.as_tensor(
+        len(labels["train"]) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32
+    )
+    loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
+    settings = FitSettings(
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        optimizer=params.optimizer,
+        patience=params.patience,
+        seed=seed,
+        settings_hash=settings_hash,
+    )
+    history = fit(
+        model,
+        dataset("train"),
+        dataset("val"),
+        lambda out, y: loss(out, y.to(out.device)),
+        settings,
+        checkpoint_path,
+    )
+    save = {
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "n_features": features["train"].shape[1],
+        "classes": list(classes),
+        "hidden": list(params.hidden),
+        "dropout": params.dropout,
+    }
+    with atomic_path(model_path) as tmp:
+        torch.save(save, tmp)
+    finish(checkpoint_path)
+    return history
+
+
+def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
+    """Class names predicted for (N, F) features by a saved MLP."""
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    model = FeatureMLP(
+        saved["n_features"], len(saved["classes"]), saved["hidden"], saved["dropout"]
+    )
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.array(features, dtype=np.float32)))
+    return np.asarray(saved["classes"])[logits.argmax(dim=1).numpy()]
