@@ -13,11 +13,9 @@ CONFIG ?= configs/demo.yaml
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml scripts/install.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	scripts/install.sh $(BIN)/python --torch "$(TORCH_SPEC)" --extras all,dev --editable
 	touch $(STAMP)
 
 demo: $(STAMP)

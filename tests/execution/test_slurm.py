@@ -1,0 +1,225 @@
+"""The SLURM executor on a real single-node SLURM (slurm/start.sh), not a mock."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from cellbench.config import config_from_dict
+from cellbench.data.plates import open_plate
+from cellbench.execution.run import execute
+from cellbench.execution.slurm import read_submissions
+from cellbench.paths import ResultsPaths
+from tests.execution.slurm_helpers import (
+    TEST_PROFILE,
+    require_slurm,
+    squeue_dependencies,
+    wait_until,
+)
+from tests.helpers import REPO, experiment_dict, write_config
+
+SUBMIT = str(REPO / "jobs" / "submit.py")
+
+
+@pytest.fixture(autouse=True)
+def slurm():
+    require_slurm()
+
+
+def slurm_experiment(root, **overrides):
+    raw = experiment_dict(root / "results", **overrides)
+    raw["execution"] = {"cluster": str(TEST_PROFILE), "local_workers": 2}
+    return raw
+
+
+def submit(config_path, *args, timeout=600):
+    return subprocess.run(
+        [sys.executable, SUBMIT, "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_all_stages_as_dependent_arrays_match_a_local_run(tmp_path):
+    raw = slurm_experiment(tmp_path / "slurm", seeds=[0, 1])
+    raw["data"]["input"]["plates"] = 2
+    config_path = write_config(tmp_path / "slurm.yaml", raw)
+
+    run = submit(config_path, "--stage", "all", "--executor", "slurm")
+    assert run.returncode == 0, run.stdout + run.stderr
+    config = config_from_dict(raw)
+    expected_tasks = {
+        "segment": 2,
+        "crop": 2,
+        "features": 2,
+        "train": 2,
+        "evaluate": 2,
+        "aggregate": 1,
+    }
+    arrays = {}
+    for stage, count in expected_tasks.items():
+        record = read_submissions(config, stage)
+        assert len(record) == count
+        arrays[stage] = {entry["job_id"].split("_")[0] for entry in record.values()}
+        assert len(arrays[stage]) == 1  # one array per stage
+    # Later stages wait for the array before them, with afterany.
+    dependencies = squeue_dependencies()
+    crop_job = next(iter(arrays["crop"]))
+    waiting = [dep for job, dep in dependencies.items() if job.startswith(crop_job)]
+    assert waiting and all(f"afterany:{next(iter(arrays['segment']))}" in d for d in waiting)
+
+    def all_done():
+        status = submit(config_path, "--status")
+        return (
+            status.returncode == 0
+            and "not run" not in status.stdout
+            and ("aggregate  1 done" in status.stdout)
+        )
+
+    wait_until(all_done, 300, "the SLURM run to finish", poll_s=2)
+    sacct = subprocess.run(
+        [
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "-o",
+            "JobID,State",
+            "-j",
+            ",".join(next(iter(ids)) for ids in arrays.values()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    states = dict(line.split("|") for line in sacct.splitlines())
+    assert len(states) == sum(expected_tasks.values())
+    assert set(states.values()) == {"COMPLETED"}
+
+    # The same experiment run locally gives the same results.
+    local = dict(raw, results_root=str(tmp_path / "local" / "results"))
+    local["execution"] = {"local_workers": 2}
+    execute(config_from_dict(local), "all", "local", echo=lambda line: None)
+    for seed in (0, 1):
+        name = f"models/rf/seed{seed}/predictions.parquet"
+        on_slurm = pd.read_parquet(tmp_path / "slurm" / "results" / name)
+        on_laptop = pd.read_parquet(tmp_path / "local" / "results" / name)
+        pd.testing.assert_frame_equal(on_slurm, on_laptop)
+
+
+def test_failed_plate_is_reported_and_retried_after_repair(tmp_path):
+    raw = slurm_experiment(tmp_path)
+    raw["data"]["input"]["plates"] = 2
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    config = config_from_dict(raw)
+    plate = open_plate(config, "P2")
+    broken = plate.field_path(plate.fields[0])
+    original = broken.read_bytes()
+    broken.write_bytes(original[:100])  # a truncated TIFF
+
+    run = submit(
+        config_path, "--stage", "all", "--executor", "slurm", "--wait", "--wait-timeout", "300"
+    )
+    assert run.returncode == 1, run.stdout + run.stderr  # the status after waiting shows a failure
+    assert "segment/P2: failed" in run.stdout and broken.name in run.stdout
+    assert "crop/P2: skipped" in run.stdout
+    summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
+    assert "- segment/P2" in summary and "| rf |" in summary  # P1 finished, P2 reported missing
+
+    broken.write_bytes(original)
+    retry = submit(
+        config_path, "--retry-failed", "--executor", "slurm", "--wait", "--wait-timeout", "300"
+    )
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert "segment: submitted 1 task(s)" in retry.stdout  # only the failed plate
+    status = submit(config_path, "--status").stdout
+    assert "segment    2 done" in status and "aggregate  1 done" in status
+    summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
+    assert "None: every task finished" in summary
+    info = json.loads(
+        (tmp_path / "results" / "models" / "rf" / "seed0" / "model_info.json").read_text()
+    )
+    assert sum(info["cells_per_split"].values()) > 0
+    plates = pd.read_parquet(
+        tmp_path / "results" / "models" / "rf" / "seed0" / "predictions.parquet"
+    )
+    assert set(plates["Metadata_Plate"]) == {"P1", "P2"}  # the retried plate reached the model
+
+
+def test_cancelled_task_is_reported_failed_with_its_log(tmp_path):
+    raw = slurm_experiment(tmp_path)
+    raw["data"]["input"].update(rows="ABCD", sites=4, field_shape_px=[256, 256])
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    config = config_from_dict(raw)
+    open_plate(config, "P1")
+    run = submit(config_path, "--stage", "segment", "--executor", "slurm")
+    assert run.returncode == 0, run.stderr
+    entry = read_submissions(config, "segment")["P1"]
+    status_file = ResultsPaths(config.results_root).status_file("segment", "P1")
+    wait_until(lambda: status_file.exists(), 60, "the task to start")
+    subprocess.run(["scancel", entry["job_id"]], check=True)
+
+    def reported_failed():
+        status = submit(config_path, "--status", timeout=60)
+        return "segment/P1: failed" in status.stdout and status.stdout
+
+    text = wait_until(reported_failed, 60, "--status to report the cancelled task", poll_s=1)
+    assert "SLURM state CANCELLED" in text and entry["stdout"] in text
+    assert not ResultsPaths(config.results_root).label_store("P1").exists()
+
+
+def test_requeued_training_resumes_from_its_checkpoint(tmp_path):
+    raw = slurm_experiment(
+        tmp_path,
+        models=[
+            {
+                "name": "mlp",
+                "type": "mlp",
+                "epochs": 400,
+                "hidden": [512, 512],
+                "batch_size": 32,
+                "patience": None,
+            }
+        ],
+    )
+    config = config_from_dict(raw)
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    execute(config, "segment", "debug", echo=lambda line: None)  # features ready, locally
+    execute(config, "features", "debug", echo=lambda line: None)
+    paths = ResultsPaths(config.results_root)
+    run = submit(config_path, "--stage", "train", "--executor", "slurm")
+    assert run.returncode == 0, run.stderr
+    job = read_submissions(config, "train")["mlp.seed0"]["job_id"]
+
+    def epochs_saved():
+        try:
+            saved = torch.load(paths.checkpoint("mlp", 0), weights_only=True)
+        except (FileNotFoundError, RuntimeError, EOFError):
+            return 0
+        return saved["state"]["epoch"]
+
+    at_signal = wait_until(lambda: epochs_saved() >= 5 and epochs_saved(), 120, "epoch 5")
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # as before preemption
+
+    def requeued():
+        shown = subprocess.run(
+            ["scontrol", "-o", "show", "job", job], capture_output=True, text=True
+        ).stdout
+        return "JobState=PENDING" in shown and "Reason=BeginTime" in shown
+
+    # SLURM holds a requeued job for about two minutes; release it now to keep the test short.
+    wait_until(requeued, 60, "the job to be requeued")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    wait_until(lambda: paths.history("mlp", 0).exists(), 300, "training to finish", poll_s=1)
+    history = json.loads(paths.history("mlp", 0).read_text())
+    assert history["resumed_from"][0] == 0
+    assert len(history["resumed_from"]) >= 2  # started, then resumed after the requeue
+    assert history["resumed_from"][1] >= at_signal
+    assert [e["epoch"] for e in history["epochs"]] == list(range(1, 401))
+    log = Path(read_submissions(config, "train")["mlp.seed0"]["stderr"]).read_text()
+    assert "Caught signal SIGUSR2" in log
