@@ -206,16 +206,16 @@ def test_requeued_training_resumes_from_its_checkpoint(tmp_path):
     at_signal = wait_until(lambda: epochs_saved() >= 5 and epochs_saved(), 120, "epoch 5")
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # as before preemption
 
-    def requeued():
+    def finished_after_release():
+        # SLURM holds a requeued job for about two minutes; release it to keep the test short.
         shown = subprocess.run(
             ["scontrol", "-o", "show", "job", job], capture_output=True, text=True
         ).stdout
-        return "JobState=PENDING" in shown and "Reason=BeginTime" in shown
+        if "JobState=PENDING" in shown and "Reason=BeginTime" in shown:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+        return paths.history("mlp", 0).exists()
 
-    # SLURM holds a requeued job for about two minutes; release it now to keep the test short.
-    wait_until(requeued, 60, "the job to be requeued")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
-    wait_until(lambda: paths.history("mlp", 0).exists(), 300, "training to finish", poll_s=1)
+    wait_until(finished_after_release, 300, "the requeued training to finish", poll_s=1)
     history = json.loads(paths.history("mlp", 0).read_text())
     assert history["resumed_from"][0] == 0
     assert len(history["resumed_from"]) >= 2  # started, then resumed after the requeue
