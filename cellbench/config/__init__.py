@@ -1,0 +1,66 @@
+"""The experiment schema: one validated object, loaded from YAML.
+
+Every setting of an experiment lives in one `Config`, validated when it is loaded, so that a typo
+or a missing folder fails before any task runs. Only `cellbench.config.yaml_file` reads YAML.
+
+Paths in the YAML may hold `${VAR}` environment variables; `${CELLBENCH_DATA}` defaults to
+`../shared/data` beside the repository. Relative paths are taken from the current directory.
+
+Examples
+--------
+>>> config = load_config("configs/demo.yaml")  # doctest: +SKIP
+>>> config.results_root
+PosixPath('/.../results/demo')
+"""
+
+from cellbench.config.cluster import (
+    ClusterProfile,
+    ContainerConfig,
+    ExecutionConfig,
+    SlurmResourceOverride,
+    SlurmResources,
+    StageName,
+)
+from cellbench.config.loading import config_from_dict, load_config, stable_hash
+from cellbench.config.schema import (
+    DATA_ENV_VAR,
+    ClassicalSegmentation,
+    Config,
+    CropKind,
+    CropsConfig,
+    DataConfig,
+    FeaturesConfig,
+    FieldsSource,
+    MLPModel,
+    ModelConfig,
+    RandomForestModel,
+    SplitConfig,
+    SyntheticSource,
+    default_data_root,
+)
+
+__all__ = [
+    "DATA_ENV_VAR",
+    "ClassicalSegmentation",
+    "ClusterProfile",
+    "Config",
+    "ContainerConfig",
+    "CropKind",
+    "CropsConfig",
+    "DataConfig",
+    "ExecutionConfig",
+    "FeaturesConfig",
+    "FieldsSource",
+    "MLPModel",
+    "ModelConfig",
+    "RandomForestModel",
+    "SlurmResourceOverride",
+    "SlurmResources",
+    "SplitConfig",
+    "StageName",
+    "SyntheticSource",
+    "config_from_dict",
+    "default_data_root",
+    "load_config",
+    "stable_hash",
+]

@@ -1,0 +1,222 @@
+"""The experiment schema: data, each stage's settings and the models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, Tag, field_validator, model_validator
+
+from cellbench.config.base import StrictModel, _tag
+from cellbench.config.cluster import ExecutionConfig
+
+DATA_ENV_VAR = "CELLBENCH_DATA"
+
+
+def default_data_root() -> Path:
+    """Return the folder of shared real data: `$CELLBENCH_DATA`, else `../shared/data`."""
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR])
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class SyntheticSource(StrictModel):
+    """A synthetic plate made from a seed (`cellbench.data.synthetic`): known cells and classes."""
+
+    source: Literal["synthetic"] = "synthetic"
+    plates: int = Field(2, ge=1, description="number of plates, named P1, P2, ...")
+    rows: str = Field("AB", pattern=r"^[A-P]+$", description="row letters of each plate")
+    columns: list[Annotated[int, Field(ge=1, le=24)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6], min_length=1
+    )
+    sites: int = Field(3, ge=1, le=99, description="fields per well")
+    field_shape_px: tuple[int, int] = (256, 256)
+    cells_per_field: int = Field(25, ge=1)
+    conditions: list[str] = Field(
+        default_factory=lambda: ["control", "enlarged_nuclei", "textured"], min_length=2
+    )
+    seed: int = 0
+
+    @property
+    def plate_names(self) -> list[str]:
+        """Names of the plates, `P1` ... `Pn`."""
+        return [f"P{i + 1}" for i in range(self.plates)]
+
+
+class FieldsSource(StrictModel):
+    """A folder of plates: `<root>/<plate>/fields/X-YY-ZZ.tif` and `<root>/<plate>/layout.csv`."""
+
+    source: Literal["fields"] = "fields"
+    root: Path = Field(description="folder with one subfolder per plate")
+    plates: list[str] | None = Field(None, description="plates to use; default: every subfolder")
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, root: Path) -> Path:
+        if not root.is_dir():
+            raise ValueError(f"input folder {str(root)!r} does not exist")
+        return root
+
+
+DataSource = Annotated[
+    Annotated[SyntheticSource, Tag("synthetic")] | Annotated[FieldsSource, Tag("fields")],
+    _tag("source", default="synthetic"),
+]
+
+
+class DataConfig(StrictModel):
+    """Where the fields come from and which channels they hold."""
+
+    input: DataSource = Field(default_factory=SyntheticSource)
+    channels: list[str] = Field(
+        default_factory=lambda: ["DNA", "tubulin", "actin"],
+        min_length=1,
+        description="stain channels fed to segmentation, crops, features and models, by name",
+    )
+    marker_channels: list[str] = Field(
+        default_factory=lambda: ["marker"],
+        description="ground-truth marker channels: measured for labels, never fed to models",
+    )
+    label_column: str = Field("condition", description="the per-cell class that models predict")
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+class ClassicalSegmentation(StrictModel):
+    """Threshold + watershed segmentation with scikit-image; needs no weights."""
+
+    method: Literal["classical"] = "classical"
+    nucleus_channel: str = "DNA"
+    cell_channels: list[str] | None = Field(
+        None, description="channels whose mean outlines the cells; default: all but the nucleus"
+    )
+    smoothing_sigma_px: float = Field(1.5, ge=0)
+    min_nucleus_distance_px: int = Field(5, ge=1, description="closest two nucleus seeds")
+    min_nucleus_area_px: int = Field(30, ge=0)
+    max_nucleus_area_px: int | None = Field(None, ge=1)
+    cell_threshold_factor: float = Field(
+        0.5, gt=0, description="cell foreground = cell signal > factor * Otsu threshold"
+    )
+    remove_border_objects: bool = True
+
+
+Segmentation = Annotated[
+    Annotated[ClassicalSegmentation, Tag("classical")], _tag("method", default="classical")
+]
+
+CropKindName = Literal["whole_cell", "nuclear", "nucleocentric"]
+
+
+class CropKind(StrictModel):
+    """One kind of single-cell crop; unset values take the kind's defaults."""
+
+    size_px: int | None = Field(None, ge=4, description="side of the square crop")
+    masked: bool | None = Field(None, description="zero the pixels outside the cell / nucleus")
+
+
+class CropsConfig(StrictModel):
+    """Which crops to cut into the per-plate HDF5 crop store."""
+
+    kinds: dict[CropKindName, CropKind] = Field(
+        default_factory=lambda: {"whole_cell": CropKind()}, min_length=1
+    )
+    compression: Literal["lzf", "gzip", "none"] = "lzf"
+
+
+class FeaturesConfig(StrictModel):
+    """Handcrafted features per cell."""
+
+    regions: list[Literal["Nucleus", "Cytoplasm", "Cell"]] = Field(
+        default_factory=lambda: ["Nucleus", "Cytoplasm", "Cell"], min_length=1
+    )
+
+
+class SplitConfig(StrictModel):
+    """How cells are divided into train / validation / test, by whole groups."""
+
+    by: Literal["plate", "well", "field"] = "well"
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> SplitConfig:
+        if self.test_fraction + self.val_fraction >= 1:
+            raise ValueError("test_fraction + val_fraction must leave cells for training")
+        return self
+
+
+class RandomForestModel(StrictModel):
+    """scikit-learn random forest on the handcrafted features (scaled)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _ and -")
+    type: Literal["random_forest"] = "random_forest"
+    input: Literal["features"] = "features"
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int | None = Field(None, ge=1)
+    min_samples_leaf: int = Field(1, ge=1)
+    class_weight: Literal["balanced"] | None = "balanced"
+
+
+class MLPModel(StrictModel):
+    """A PyTorch multilayer perceptron on the handcrafted features, trained epoch by epoch."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _ and -")
+    type: Literal["mlp"] = "mlp"
+    input: Literal["features"] = "features"
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    patience: int | None = Field(10, ge=1, description="early stopping; null: never")
+
+
+ModelConfig = Annotated[
+    Annotated[RandomForestModel, Tag("random_forest")] | Annotated[MLPModel, Tag("mlp")],
+    _tag("type"),
+]
+
+
+class Config(StrictModel):
+    """One experiment: data, every stage's settings, models, seeds and where results go."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    results_root: Path
+    data: DataConfig = Field(default_factory=DataConfig)
+    segmentation: Segmentation = Field(default_factory=ClassicalSegmentation)
+    crops: CropsConfig = Field(default_factory=CropsConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    models: list[ModelConfig] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @model_validator(mode="after")
+    def _check_cross_references(self) -> Config:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"models: duplicate model names {duplicates}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: duplicate seeds")
+        channels = self.data.channels
+        seg = self.segmentation
+        for key, wanted in [
+            ("segmentation.nucleus_channel", [seg.nucleus_channel]),
+            ("segmentation.cell_channels", seg.cell_channels or []),
+        ]:
+            unknown = [c for c in wanted if c not in channels]
+            if unknown:
+                raise ValueError(f"{key}: channel(s) {unknown} not in data.channels {channels}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        """Return the model config called `name`."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(f"no model named {name!r}; models: {[m.name for m in self.models]}")
