@@ -31,8 +31,9 @@ KIND_DEFAULTS: dict[str, CropSpec] = {
     "nucleocentric": CropSpec("nucleocentric", 60, False, "nucleus"),
 }
 
-MASK_CELL = 1
-MASK_NUCLEUS = 2
+MASK_CELL = 1  # this cell
+MASK_NUCLEUS = 2  # its nucleus
+MASK_OTHER_CELL = 4  # any other cell in the window (to find background pixels)
 
 
 def crop_spec(kind: str, size_px: int | None = None, masked: bool | None = None) -> CropSpec:
@@ -103,7 +104,7 @@ def crop_cells(
         Raw intensities; zero outside the cell (or nucleus) when `spec.masked`, and outside
         the field.
     masks : (N, S, S) ndarray of uint8
-        Bit 1 = this cell, bit 2 = its nucleus.
+        Bit 1 = this cell, bit 2 = its nucleus, bit 4 = another cell.
     """
     size = spec.size_px
     n_channels = image.shape[0]
@@ -128,7 +129,10 @@ def crop_cells(
 
     is_cell = cell_windows == labels[:, None, None]
     is_nucleus = nucleus_windows == labels[:, None, None]
-    masks = (is_cell * MASK_CELL + is_nucleus * MASK_NUCLEUS).astype(np.uint8)
+    is_other = (cell_windows > 0) & ~is_cell
+    masks = (is_cell * MASK_CELL + is_nucleus * MASK_NUCLEUS + is_other * MASK_OTHER_CELL).astype(
+        np.uint8
+    )
     if spec.masked:
         keep = is_cell if spec.centred_on == "cell" else is_nucleus
         crops = crops * keep[:, np.newaxis].astype(crops.dtype)

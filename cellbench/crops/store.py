@@ -4,8 +4,10 @@
 
     / attrs          schema, plate, channel_names, created_by, config_hash
     /<kind>/images   uint16 (N, C, S, S): raw intensities, never normalised at write time
-    /<kind>/masks    uint8 (N, S, S): bit 1 = this cell, bit 2 = its nucleus
-    /<kind> attrs    size, masked, centred_on, border
+    /<kind>/masks    uint8 (N, S, S): bit 1 = this cell, bit 2 = its nucleus, 4 = other cells
+    /<kind> attrs    size, masked, centred_on, border, and per-channel plate statistics:
+                     stats_percentiles (2,), stats_low / stats_high (C,) at those percentiles,
+                     stats_mean / stats_std (C,), over the pixels of the cells (bit 1)
     /cells/<column>  one 1-D dataset per column; row i describes crop i of every kind
 
 Each crop is its own chunk, so reading one cell decompresses one cell.
@@ -26,6 +28,8 @@ from cellbench.io.atomic import atomic_path
 
 SCHEMA = "cellbench.crops/1"
 BORDER_POLICY = "pad"
+STATS_PERCENTILES = (1.0, 99.0)
+_STATS_SAMPLE = 200_000  # pixels per channel kept for the plate statistics
 
 
 def write_crop_store(
@@ -75,6 +79,7 @@ def write_crop_store(
         datasets = {
             spec.kind: _create_kind(store, spec, len(channel_names), compression) for spec in specs
         }
+        samples = {spec.kind: _PixelSample(len(channel_names)) for spec in specs}
         n_written = 0
         for cells, crops_by_kind in batches:
             n_new = len(cells)
@@ -84,11 +89,53 @@ def write_crop_store(
                 masks_ds.resize(n_written + n_new, axis=0)
                 images_ds[n_written:] = crops
                 masks_ds[n_written:] = masks
+                samples[kind].add(crops, masks)
             tables.append(cells)
             n_written += n_new
+        for kind, sample in samples.items():
+            store[kind].attrs.update(sample.statistics())
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         _write_table(store.create_group("cells"), table)
     return table
+
+
+class _PixelSample:
+    """A seeded random sample of cell pixels per channel, for plate-level statistics."""
+
+    def __init__(self, n_channels: int) -> None:
+        self.parts: list[np.ndarray] = []
+        self.n_channels = n_channels
+        self.rng = np.random.default_rng(0)
+
+    def add(self, crops: np.ndarray, masks: np.ndarray) -> None:
+        """Keep a share of the pixels of `crops` (N, C, S, S) inside their cell (bit 1)."""
+        inside = (masks & 1) > 0 if masks.size else np.zeros(masks.shape, bool)
+        if not inside.any():
+            inside = np.ones(masks.shape, bool)  # no cell mask (pre-cut crops): every pixel
+        pixels = np.moveaxis(crops, 1, -1)[inside]  # (P, C)
+        keep = min(len(pixels), _STATS_SAMPLE // 4)
+        if keep:
+            self.parts.append(pixels[self.rng.choice(len(pixels), keep, replace=False)])
+        if sum(len(p) for p in self.parts) > 2 * _STATS_SAMPLE:
+            merged = np.concatenate(self.parts)
+            self.parts = [merged[self.rng.choice(len(merged), _STATS_SAMPLE, replace=False)]]
+
+    def statistics(self) -> dict[str, np.ndarray]:
+        """Percentiles, mean and SD per channel (NaN when the plate has no pixels)."""
+        if not self.parts:
+            nan = np.full(self.n_channels, np.nan)
+            low = high = mean = std = nan
+        else:
+            pixels = np.concatenate(self.parts).astype(np.float64)
+            low, high = np.percentile(pixels, STATS_PERCENTILES, axis=0)
+            mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+        return {
+            "stats_percentiles": np.asarray(STATS_PERCENTILES),
+            "stats_low": low,
+            "stats_high": high,
+            "stats_mean": mean,
+            "stats_std": std,
+        }
 
 
 def _create_kind(

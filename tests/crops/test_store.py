@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cellbench.crops.extract import MASK_CELL, MASK_NUCLEUS, crop_spec
+from cellbench.crops.extract import MASK_CELL, MASK_NUCLEUS, MASK_OTHER_CELL, crop_spec
 from cellbench.crops.plate import crop_plate
 from cellbench.crops.store import SCHEMA, read_cells, read_crops
 from cellbench.data.plates import read_field
@@ -87,6 +87,8 @@ def test_every_crop_equals_its_field_window(crop_store, kind):
             np.testing.assert_array_equal(crops[i], window)
             np.testing.assert_array_equal(masks[i] & MASK_CELL > 0, is_cell)
             np.testing.assert_array_equal(masks[i] & MASK_NUCLEUS > 0, is_nucleus)
+            other = expected_window(cell_labels, cy, cx, spec.size_px)
+            np.testing.assert_array_equal(masks[i] & MASK_OTHER_CELL > 0, (other > 0) & ~is_cell)
             checked += 1
     assert checked == len(cells)
 
@@ -97,6 +99,19 @@ def test_masked_whole_cell_crop_is_zero_outside_its_cell(crop_store):
     outside = (masks & MASK_CELL) == 0
     assert np.all(crops.transpose(1, 0, 2, 3)[:, outside] == 0)
     assert np.all(crops.sum(axis=(1, 2, 3)) > 0)
+
+
+def test_plate_statistics_are_recorded(crop_store):
+    _, _, _, _, path = crop_store
+    crops, masks = read_crops(path, "whole_cell")
+    with h5py.File(path, "r") as store:
+        attrs = store["whole_cell"].attrs
+        assert list(attrs["stats_percentiles"]) == [1.0, 99.0]
+        low, high, mean = attrs["stats_low"], attrs["stats_high"], attrs["stats_mean"]
+    inside = np.moveaxis(crops, 1, -1)[(masks & MASK_CELL) > 0].astype(float)
+    assert low.shape == (3,) and np.all(low < high)
+    np.testing.assert_allclose(mean, inside.mean(axis=0), rtol=0.05)
+    np.testing.assert_allclose(high, np.percentile(inside, 99, axis=0), rtol=0.1)
 
 
 def test_read_rows_in_any_order(crop_store):
