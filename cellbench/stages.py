@@ -23,11 +23,11 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellbench.config import Config, stable_hash
-from cellbench.data.plates import list_plates, open_plate
+from cellbench.data.plates import has_fields, list_plates, open_plate
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.paths import ResultsPaths
 from cellbench.status import (
@@ -57,6 +57,7 @@ class TaskResult:
     state: str
     message: str = ""
     seconds: float = 0.0
+    details: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +72,8 @@ def list_tasks(config: Config, stage: str) -> list[str]:
     """Names of the tasks of a stage, from the config alone."""
     _check_stage(stage)
     if stage in PLATE_STAGES:
+        if stage != "crop" and not has_fields(config):
+            return []  # pre-cut crops: nothing to segment or measure on whole fields
         return list_plates(config)
     if stage in ("train", "evaluate"):
         return [model_task(m.name, seed) for m in config.models for seed in config.seeds]
@@ -145,7 +148,7 @@ def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
     if stage == "segment":
         return []
     if stage in ("crop", "features"):
-        return [paths.label_store(task)]
+        return [paths.label_store(task)] if has_fields(config) else []
     if stage == "train":
         return tables
     if stage == "evaluate":
@@ -227,7 +230,7 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
         seconds=seconds,
         **common,
     )
-    return TaskResult(stage, task, DONE, _summary(details), seconds)
+    return TaskResult(stage, task, DONE, _summary(details), seconds, details)
 
 
 def task_state(config: Config, stage: str, task: str) -> str:
@@ -274,6 +277,8 @@ def _run_crop(config: Config, plate: str) -> dict:
     from cellbench.crops.plate import crop_plate
 
     paths = ResultsPaths(config.results_root)
+    if not has_fields(config):
+        return _ingest_precut(config, plate)
     labels = _require(paths.label_store(plate))
     specs = [crop_spec(kind, s.size_px, s.masked) for kind, s in config.crops.kinds.items()]
     return crop_plate(
@@ -282,6 +287,22 @@ def _run_crop(config: Config, plate: str) -> dict:
         config.data.channels,
         specs,
         paths.crop_store(plate),
+        config_hash=task_hash(config, "crop", plate),
+        compression=None if config.crops.compression == "none" else config.crops.compression,
+    )
+
+
+def _ingest_precut(config: Config, plate: str) -> dict:
+    from cellbench.crops.precut import ingest_precut_plate
+    from cellbench.data.precut import index_crops
+
+    return ingest_precut_plate(
+        index_crops(config.data.input),
+        plate,
+        config.data.input.axes,
+        config.data.channels,
+        config.data.label_column,
+        ResultsPaths(config.results_root).crop_store(plate),
         config_hash=task_hash(config, "crop", plate),
         compression=None if config.crops.compression == "none" else config.crops.compression,
     )

@@ -28,6 +28,7 @@ from cellbench.config.schema import (
     Config,
     CropKind,
     CropsConfig,
+    CropsSource,
     DataConfig,
     FeaturesConfig,
     FieldsSource,
@@ -36,6 +37,7 @@ from cellbench.config.schema import (
     RandomForestModel,
     SplitConfig,
     SyntheticSource,
+    TableJoin,
     default_data_root,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "ContainerConfig",
     "CropKind",
     "CropsConfig",
+    "CropsSource",
     "DataConfig",
     "ExecutionConfig",
     "FeaturesConfig",
@@ -59,6 +62,7 @@ __all__ = [
     "SplitConfig",
     "StageName",
     "SyntheticSource",
+    "TableJoin",
     "config_from_dict",
     "default_data_root",
     "load_config",

@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cellbench.config.schema import DATA_ENV_VAR, Config, FieldsSource, default_data_root
+from cellbench.config.schema import (
+    DATA_ENV_VAR,
+    Config,
+    CropsSource,
+    FieldsSource,
+    default_data_root,
+)
 from cellbench.config.yaml_file import read_yaml
 from cellbench.errors import ConfigError
 
@@ -55,7 +61,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         lines = [f"{source}: {_describe(error, expanded)}" for error in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     config.results_root = config.results_root.resolve()
-    if isinstance(config.data.input, FieldsSource):
+    if isinstance(config.data.input, FieldsSource | CropsSource):
         config.data.input.root = config.data.input.root.resolve()
     return config
 
@@ -86,7 +92,7 @@ def _describe(error: dict, raw: dict) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     # Drop the union tags pydantic inserts into the path (e.g. "synthetic", "random_forest").
     key_path = ".".join(_strip_union_tags(error["loc"]))
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
         suggestion = _suggest(error["loc"], raw)
@@ -98,12 +104,13 @@ def _describe(error: dict, raw: dict) -> str:
     elif error["type"] == "missing":
         message = "required key is missing"
     elif "input" in error and not isinstance(error["input"], dict | list):
-        message += f" (got {error['input']!r})"
-    return f"{key_path or '<top level>'}: {message}"
+        if str(error["input"]) not in message:
+            message += f" (got {error['input']!r})"
+    return f"{key_path}: {message}" if key_path else message
 
 
 def _strip_union_tags(loc: tuple) -> list[str]:
-    tags = {"synthetic", "fields", "classical", "random_forest", "mlp"}
+    tags = {"synthetic", "fields", "crops", "classical", "random_forest", "mlp"}
     parts = [str(p) for p in loc]
     return [p for i, p in enumerate(parts) if not (p in tags and i + 1 < len(parts))]
 

@@ -18,7 +18,7 @@ def default_data_root() -> Path:
     """Return the folder of shared real data: `$CELLBENCH_DATA`, else `../shared/data`."""
     if os.environ.get(DATA_ENV_VAR):
         return Path(os.environ[DATA_ENV_VAR])
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 class SyntheticSource(StrictModel):
@@ -59,8 +59,67 @@ class FieldsSource(StrictModel):
         return root
 
 
+class TableJoin(StrictModel):
+    """Join a metadata table onto the crops: match keys, copy columns.
+
+    Examples
+    --------
+    BBBC021: the image table by file name, then the mechanism of action by treatment::
+
+        - table: ${CELLBENCH_DATA}/bbbc021/metadata/BBBC021_v1_image.csv
+          keys: {"{image}.tif": Image_FileName_DAPI}
+          columns: {Image_Metadata_Plate_DAPI: plate, Image_Metadata_Compound: compound,
+                    Image_Metadata_Concentration: concentration}
+        - table: ${CELLBENCH_DATA}/bbbc021/metadata/BBBC021_v1_moa.csv
+          keys: {compound: compound, concentration: concentration}
+          columns: {moa: moa}
+    """
+
+    table: Path = Field(description="a CSV file")
+    keys: dict[str, str] = Field(
+        min_length=1,
+        description="our column (or a {template} of our columns) -> the table's column; "
+        "numbers match by value (0.3 == 0.300000)",
+    )
+    columns: dict[str, str] = Field(min_length=1, description="the table's column -> our name")
+
+    @field_validator("table")
+    @classmethod
+    def _table_exists(cls, table: Path) -> Path:
+        if not table.is_file():
+            raise ValueError(f"metadata table {str(table)!r} does not exist")
+        return table
+
+
+class CropsSource(StrictModel):
+    """A folder of single-cell crops that arrived cut (.npy or .tif), one file per cell."""
+
+    source: Literal["crops"] = "crops"
+    root: Path = Field(description="folder of crop files")
+    suffix: Literal[".npy", ".tif", ".tiff"] = ".npy"
+    scheme: str = Field(
+        "bbbc021",
+        description="'bbbc021' ({image}_{cell}, the image stem holding well and site) or a "
+        "regex with named groups (well, site, cell, optionally plate and others)",
+    )
+    axes: Literal["YXC", "CYX", "YX"] = Field("YXC", description="axis order in the files")
+    joins: list[TableJoin] = Field(default_factory=list)
+    allow_unmatched: bool = Field(
+        False, description="drop crops whose name or metadata does not match, instead of failing"
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, root: Path) -> Path:
+        if not root.is_dir():
+            raise ValueError(f"input folder {str(root)!r} does not exist")
+        return root
+
+
 DataSource = Annotated[
-    Annotated[SyntheticSource, Tag("synthetic")] | Annotated[FieldsSource, Tag("fields")],
+    Annotated[SyntheticSource, Tag("synthetic")]
+    | Annotated[FieldsSource, Tag("fields")]
+    | Annotated[CropsSource, Tag("crops")],
     _tag("source", default="synthetic"),
 ]
 
@@ -205,6 +264,8 @@ class Config(StrictModel):
             raise ValueError("seeds: duplicate seeds")
         channels = self.data.channels
         seg = self.segmentation
+        if isinstance(self.data.input, CropsSource):
+            return self  # pre-cut crops are not segmented
         for key, wanted in [
             ("segmentation.nucleus_channel", [seg.nucleus_channel]),
             ("segmentation.cell_channels", seg.cell_channels or []),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellbench.config import Config, FieldsSource, SyntheticSource
+from cellbench.config import Config, CropsSource, FieldsSource, SyntheticSource
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.io.atomic import temporary_path
 from cellbench.io.layout import read_layout_csv
@@ -51,9 +51,18 @@ def list_plates(config: Config) -> list[str]:
     source = config.data.input
     if isinstance(source, SyntheticSource):
         return source.plate_names
+    if isinstance(source, CropsSource):
+        from cellbench.data.precut import list_precut_plates
+
+        return list_precut_plates(source)
     if source.plates is not None:
         return list(source.plates)
     return sorted(p.name for p in source.root.iterdir() if (p / "fields").is_dir())
+
+
+def has_fields(config: Config) -> bool:
+    """Whether the source gives whole fields (to segment and measure), not pre-cut crops."""
+    return not isinstance(config.data.input, CropsSource)
 
 
 def plate_folder(config: Config, plate: str) -> Path:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from cellbench.config import Config, ContainerConfig, FieldsSource
+from cellbench.config import Config, ContainerConfig, CropsSource, FieldsSource
 
 
 def bind_paths(config: Config, container: ContainerConfig) -> list[Path]:
     """Folders the container must see: the results root, the input data, extra binds."""
     paths = [config.results_root]
-    if isinstance(config.data.input, FieldsSource):
+    if isinstance(config.data.input, FieldsSource | CropsSource):
         paths.append(config.data.input.root)
+    if isinstance(config.data.input, CropsSource):
+        paths += [join.table.resolve().parent for join in config.data.input.joins]
     paths += [Path(p).resolve() for p in container.binds]
     unique: list[Path] = []
     for path in paths:

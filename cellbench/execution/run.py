@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from tqdm import tqdm
@@ -108,4 +109,18 @@ def _run_stage(
     bar.close()
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     echo(f"{stage_plan.stage}: {summary} in {time.time() - started:.1f} s")
+    _echo_class_counts(config, results, echo)
     return results
+
+
+def _echo_class_counts(config: Config, results: list[TaskResult], echo) -> None:
+    """Print the cells per class over a stage's tasks, when its tasks count them."""
+    totals: Counter = Counter()
+    for result in results:
+        totals.update(result.details.get("class_counts", {}))
+    if not totals:
+        return
+    width = max(len(name) for name in totals)
+    echo(f"cells per {config.data.label_column} ({sum(totals.values())} in all):")
+    for name, count in sorted(totals.items(), key=lambda item: -item[1]):
+        echo(f"  {name:<{width}}  {count:>7}")

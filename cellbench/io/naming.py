@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from cellbench.errors import CellbenchError
 
 _XYYZZ = re.compile(r"^(?P<row>[A-Pa-p])-(?P<column>\d{2})-(?P<site>\d{2})$")
+# BBBC021 single-cell crops: {DAPI image stem}_{cell}, the stem holding an optional
+# {week}_{date}_ prefix, the well and the site, e.g.
+# B02_s1_w1B1A7ADEA-8896-4C7D-8C63-663265374B72_180 or Week10_200907_B11_s2_w15C6481AB-..._11
+BBBC021_CROP = (
+    r"^(?P<image>(?:.+_)?(?P<well>[A-P]\d{2})_(?P<site>s\d+)_w\d[0-9A-Fa-f-]+)_(?P<cell>\d+)$"
+)
+SCHEMES = {"bbbc021": BBBC021_CROP}
 
 
 @dataclass(frozen=True, order=True)
@@ -82,3 +89,37 @@ def parse_many_xyyzz(names: list[str]) -> list[FieldName]:
             f"{len(bad)} field name(s) do not follow the X-YY-ZZ scheme (e.g. 'B-03-12'): {bad}"
         )
     return parsed
+
+
+def parse_with_scheme(names: list[str], scheme: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Parse names (without suffix) with a named scheme or a regex with named groups.
+
+    Parameters
+    ----------
+    names : list of str
+    scheme : str
+        ``"bbbc021"`` or a regular expression with named groups (well, site, cell, ...).
+
+    Returns
+    -------
+    parsed : list of dict
+        The named groups of each name that matched, with ``name`` added.
+    bad : list of str
+        The names that did not match.
+    """
+    try:
+        pattern = re.compile(SCHEMES.get(scheme, scheme))
+    except re.error as exc:
+        raise CellbenchError(
+            f"name scheme {scheme!r} is not a valid regular expression: {exc}"
+        ) from None
+    if not pattern.groupindex:
+        raise CellbenchError(f"name scheme {scheme!r} has no named groups such as (?P<well>...)")
+    parsed, bad = [], []
+    for name in names:
+        match = pattern.match(name)
+        if match:
+            parsed.append({"name": name, **match.groupdict()})
+        else:
+            bad.append(name)
+    return parsed, bad
