@@ -280,7 +280,10 @@ def _run_crop(config: Config, plate: str) -> dict:
     if not has_fields(config):
         return _ingest_precut(config, plate)
     labels = _require(paths.label_store(plate))
-    specs = [crop_spec(kind, s.size_px, s.masked) for kind, s in config.crops.kinds.items()]
+    specs = [
+        crop_spec(kind, s.size_px, s.masked, config.crops.border)
+        for kind, s in config.crops.kinds.items()
+    ]
     return crop_plate(
         open_plate(config, plate),
         labels,
@@ -289,6 +292,8 @@ def _run_crop(config: Config, plate: str) -> dict:
         paths.crop_store(plate),
         config_hash=task_hash(config, "crop", plate),
         compression=None if config.crops.compression == "none" else config.crops.compression,
+        background=config.crops.background,
+        label_column=config.data.label_column,
     )
 
 

@@ -24,6 +24,7 @@ from cellbench.config.cluster import (
 from cellbench.config.loading import config_from_dict, load_config, stable_hash
 from cellbench.config.schema import (
     DATA_ENV_VAR,
+    BackgroundConfig,
     ClassicalSegmentation,
     Config,
     CropKind,
@@ -43,6 +44,7 @@ from cellbench.config.schema import (
 
 __all__ = [
     "DATA_ENV_VAR",
+    "BackgroundConfig",
     "ClassicalSegmentation",
     "ClusterProfile",
     "Config",

@@ -175,12 +175,37 @@ class CropKind(StrictModel):
     masked: bool | None = Field(None, description="zero the pixels outside the cell / nucleus")
 
 
+BackgroundKindName = Literal["masked", "swap_same", "swap_diff", "cell_free"]
+
+
+class BackgroundConfig(StrictModel):
+    """Background-confound experiments: the cell kept, its surroundings changed.
+
+    Each listed experiment becomes a store kind ``bg_<experiment>`` cut from unmasked windows
+    centred on the cell, beside ``bg_original`` (the unchanged windows): ``masked`` zeroes
+    everything outside the cell; ``swap_same`` / ``swap_diff`` paste the cell onto the window of
+    another cell of the same / another class whose own cell was removed; ``cell_free`` pastes
+    it onto a window of a field that holds no cell. The donor is recorded in ``/cells``.
+    """
+
+    experiments: list[BackgroundKindName] = Field(min_length=1)
+    size_px: int = Field(64, ge=8, description="side of the windows")
+    seed: int = 0
+    windows_per_field: int = Field(4, ge=1, description="cell-free windows kept per field")
+
+
 class CropsConfig(StrictModel):
     """Which crops to cut into the per-plate HDF5 crop store."""
 
     kinds: dict[CropKindName, CropKind] = Field(
         default_factory=lambda: {"whole_cell": CropKind()}, min_length=1
     )
+    border: Literal["pad", "shift", "drop"] = Field(
+        "pad",
+        description="windows past the field edge: pad with zeros (the cell stays centred), "
+        "shift the window inside the field, or drop the cell",
+    )
+    background: BackgroundConfig | None = None
     compression: Literal["lzf", "gzip", "none"] = "lzf"
 
 

@@ -1,8 +1,10 @@
 """Cut fixed-size single-cell crops from a field, for all its cells at once.
 
 A crop is the square window of side S centred on the rounded centroid of the cell (kind
-`whole_cell`) or of its nucleus (`nuclear`, `nucleocentric`). Windows that reach past the field
-are padded with zeros, so the cell stays centred (border policy `pad`).
+`whole_cell`) or of its nucleus (`nuclear`, `nucleocentric`). A window that reaches past the
+field follows the border policy: ``pad`` fills the outside with zeros, so the cell stays
+centred; ``shift`` moves the window inside the field; ``drop`` leaves the cell out (see
+`fits_in_field`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class CropSpec:
     size_px: int
     masked: bool
     centred_on: str  # "cell" or "nucleus"
+    border: str = "pad"  # "pad", "shift" or "drop"
 
 
 # Defaults of the nucleocentric workflow: 192 px whole cells, 60 px nuclear crops.
@@ -36,7 +39,9 @@ MASK_NUCLEUS = 2  # its nucleus
 MASK_OTHER_CELL = 4  # any other cell in the window (to find background pixels)
 
 
-def crop_spec(kind: str, size_px: int | None = None, masked: bool | None = None) -> CropSpec:
+def crop_spec(
+    kind: str, size_px: int | None = None, masked: bool | None = None, border: str = "pad"
+) -> CropSpec:
     """Return the spec of a crop kind, with the kind's defaults for unset values."""
     default = KIND_DEFAULTS[kind]
     return CropSpec(
@@ -44,6 +49,34 @@ def crop_spec(kind: str, size_px: int | None = None, masked: bool | None = None)
         default.size_px if size_px is None else size_px,
         default.masked if masked is None else masked,
         default.centred_on,
+        border,
+    )
+
+
+def window_corners(
+    table: pd.DataFrame, spec: CropSpec, field_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners (field coordinates, px) of each row's window.
+
+    Centred on the rounded centroid; with ``border="shift"`` moved to lie inside the field
+    (when the field is at least as large as the window).
+    """
+    y, x = ("centroid_y", "centroid_x") if spec.centred_on == "cell" else ("nucleus_y", "nucleus_x")
+    top = np.round(table[y].to_numpy()).astype(int) - spec.size_px // 2
+    left = np.round(table[x].to_numpy()).astype(int) - spec.size_px // 2
+    if spec.border == "shift":
+        height, width = field_shape
+        top = np.clip(top, 0, max(height - spec.size_px, 0))
+        left = np.clip(left, 0, max(width - spec.size_px, 0))
+    return top, left
+
+
+def fits_in_field(table: pd.DataFrame, spec: CropSpec, field_shape: tuple[int, int]) -> np.ndarray:
+    """Whether each row's centred window lies wholly inside the field (for ``border="drop"``)."""
+    top, left = window_corners(table, spec, field_shape)
+    height, width = field_shape
+    return (
+        (top >= 0) & (left >= 0) & (top + spec.size_px <= height) & (left + spec.size_px <= width)
     )
 
 
@@ -112,12 +145,9 @@ def crop_cells(
         return np.zeros((0, n_channels, size, size), image.dtype), np.zeros(
             (0, size, size), np.uint8
         )
-    y_col, x_col = (
-        ("centroid_y", "centroid_x") if spec.centred_on == "cell" else ("nucleus_y", "nucleus_x")
-    )
-    # Window start in field coordinates; padding by `size` on each side keeps every window inside.
-    top = np.round(table[y_col].to_numpy()).astype(int) - size // 2 + size
-    left = np.round(table[x_col].to_numpy()).astype(int) - size // 2 + size
+    # Padding the field by `size` on each side keeps every window inside the padded arrays.
+    top, left = window_corners(table, spec, cells.shape)
+    top, left = top + size, left + size
     labels = table["label"].to_numpy()
 
     padded_image = np.pad(image, ((0, 0), (size, size), (size, size)))

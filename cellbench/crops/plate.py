@@ -6,9 +6,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from cellbench.crops.extract import CropSpec, crop_cells, measure_cells
+from cellbench.config import BackgroundConfig
+from cellbench.crops.background import cell_free_windows
+from cellbench.crops.experiments import experiment_kinds, original_spec
+from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure_cells
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
 from cellbench.segment.store import read_labels
@@ -25,42 +29,90 @@ def crop_plate(
     *,
     config_hash: str,
     compression: str | None,
+    background: BackgroundConfig | None = None,
+    label_column: str = "condition",
 ) -> dict:
     """Crop every cell of every field (each field read once) into the store at `path`.
+
+    With `background`, also the background-confound experiments of the plate.
 
     Returns
     -------
     dict
-        ``fields`` and ``cells`` counts, for the task's status.
+        ``fields`` and ``cells`` counts (and cells dropped at the border), for the status.
     """
+    all_specs = specs + ([original_spec(background)] if background else [])
+    originals: list[np.ndarray] = []
+    original_masks: list[np.ndarray] = []
+    free_windows: list[np.ndarray] = []
+    free_origins: list[str] = []
+    rng = np.random.default_rng(background.seed if background else 0)
+    counts = {"fields": len(plate.fields), "dropped_at_border": 0}
 
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
         for field in plate.fields:
             image = read_field(plate, field, channels)
             cells, nuclei = read_labels(label_store, field.xyyzz)
             table = measure_cells(cells, nuclei)
-            crops = {spec.kind: crop_cells(image, cells, nuclei, table, spec) for spec in specs}
+            keep = np.ones(len(table), bool)
+            for spec in all_specs:
+                if spec.border == "drop":
+                    keep &= fits_in_field(table, spec, cells.shape)
+            counts["dropped_at_border"] += int((~keep).sum())
+            table = table[keep].reset_index(drop=True)
+            crops = {spec.kind: crop_cells(image, cells, nuclei, table, spec) for spec in all_specs}
+            if background:
+                originals.append(crops[original_spec(background).kind][0])
+                original_masks.append(crops[original_spec(background).kind][1])
+                _collect_free_windows(
+                    image, cells, background, rng, field.xyyzz, free_windows, free_origins
+                )
             yield _describe_cells(table, plate, field), crops
+
+    def derived(table: pd.DataFrame) -> list:
+        if not background:
+            return []
+        return experiment_kinds(
+            background,
+            table,
+            np.concatenate(originals),
+            np.concatenate(original_masks),
+            np.stack(free_windows) if free_windows else np.zeros((0,)),
+            free_origins,
+            label_column,
+        )
 
     table = write_crop_store(
         path,
         plate=plate.name,
         channel_names=channels,
-        specs=specs,
+        specs=all_specs,
         batches=field_batches(),
         config_hash=config_hash,
         compression=compression,
+        derived=derived,
     )
+    if table.empty:
+        raise ValueError(f"plate {plate.name!r}: no cell to crop in {len(plate.fields)} field(s)")
     log.info("crop %s: %d cells into %s", plate.name, len(table), path)
-    return {"fields": len(plate.fields), "cells": len(table)}
+    return {**counts, "cells": len(table)}
+
+
+def _collect_free_windows(image, cells, background, rng, field_name, windows, origins) -> None:
+    """Keep a few cell-free windows of a field (for the ``cell_free`` experiment)."""
+    if "cell_free" not in background.experiments:
+        return
+    size = background.size_px
+    for top, left in cell_free_windows(cells, size, background.windows_per_field, rng):
+        windows.append(image[:, top : top + size, left : left + size])
+        origins.append(f"{field_name}@({top},{left})")
 
 
 def _describe_cells(table: pd.DataFrame, plate: Plate, field) -> pd.DataFrame:
     """Add identifiers and the well's layout metadata to a field's cell table."""
     described = table.copy()
-    described.insert(
-        0, "cell_id", [f"{plate.name}_{field.xyyzz}_{label:04d}" for label in table["label"]]
-    )
+    cell_ids = [f"{plate.name}_{field.xyyzz}_{label:04d}" for label in table["label"]]
+    described.insert(0, "cell_id", cell_ids)
     described.insert(1, "plate", plate.name)
     described.insert(2, "well", field.well)
     described.insert(3, "site", field.site)

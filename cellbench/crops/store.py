@@ -15,7 +15,7 @@ Each crop is its own chunk, so reading one cell decompresses one cell.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import h5py
@@ -27,7 +27,6 @@ from cellbench.crops.extract import CropSpec
 from cellbench.io.atomic import atomic_path
 
 SCHEMA = "cellbench.crops/1"
-BORDER_POLICY = "pad"
 STATS_PERCENTILES = (1.0, 99.0)
 _STATS_SAMPLE = 200_000  # pixels per channel kept for the plate statistics
 
@@ -41,6 +40,7 @@ def write_crop_store(
     batches: Iterable[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]],
     config_hash: str,
     compression: str | None = "lzf",
+    derived: Callable[[pd.DataFrame], list[tuple[CropSpec, np.ndarray, np.ndarray]]] | None = None,
 ) -> pd.DataFrame:
     """Write a plate's crops, field by field, into a new store (atomically).
 
@@ -59,6 +59,10 @@ def write_crop_store(
     config_hash : str
         Hash of the settings that made the store (recorded for provenance).
     compression : {"lzf", "gzip", None}
+    derived : callable, optional
+        Called with the whole `/cells` table once every batch is written; returns more kinds
+        as (spec, (N, C, S, S) crops, (N, S, S) masks) in the table's row order, and may add
+        columns to the table (e.g. the donor of a background swap).
 
     Returns
     -------
@@ -92,9 +96,17 @@ def write_crop_store(
                 samples[kind].add(crops, masks)
             tables.append(cells)
             n_written += n_new
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        for spec, crops, masks in derived(table) if derived else []:
+            images_ds, masks_ds = _create_kind(store, spec, len(channel_names), compression)
+            images_ds.resize(len(crops), axis=0)
+            masks_ds.resize(len(crops), axis=0)
+            images_ds[:] = crops
+            masks_ds[:] = masks
+            samples[spec.kind] = _PixelSample(len(channel_names))
+            samples[spec.kind].add(crops, masks)
         for kind, sample in samples.items():
             store[kind].attrs.update(sample.statistics())
-        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         _write_table(store.create_group("cells"), table)
     return table
 
@@ -148,7 +160,7 @@ def _create_kind(
             "size": spec.size_px,
             "masked": spec.masked,
             "centred_on": spec.centred_on,
-            "border": BORDER_POLICY,
+            "border": spec.border,
         }
     )
     size = spec.size_px

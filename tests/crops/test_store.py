@@ -120,3 +120,20 @@ def test_read_rows_in_any_order(crop_store):
     rows = np.array([5, 1, 3])
     some, _ = read_crops(path, "nuclear", rows)
     np.testing.assert_array_equal(some, everything[rows])
+
+
+def test_border_policies_shift_and_drop():
+    from cellbench.crops.extract import crop_cells, fits_in_field, measure_cells
+
+    image = np.arange(3 * 50 * 60, dtype=np.uint16).reshape(3, 50, 60)
+    cells = np.zeros((50, 60), np.int32)
+    cells[1:6, 2:7] = 1  # near the top-left corner
+    cells[20:26, 30:36] = 2  # well inside
+    table = measure_cells(cells, cells)
+    shifted = crop_spec("nucleocentric", 20, border="shift")
+    crops, _ = crop_cells(image, cells, cells, table, shifted)
+    np.testing.assert_array_equal(crops[0], image[:, 0:20, 0:20])  # moved inside the field
+    cy, cx = round(table.loc[1, "centroid_y"]), round(table.loc[1, "centroid_x"])
+    np.testing.assert_array_equal(crops[1], image[:, cy - 10 : cy + 10, cx - 10 : cx + 10])
+    dropped = crop_spec("nucleocentric", 20, border="drop")
+    assert fits_in_field(table, dropped, cells.shape).tolist() == [False, True]

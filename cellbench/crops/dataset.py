@@ -1,0 +1,416 @@
+"""Read crops of one kind from several plate stores as a PyTorch dataset.
+
+A `CropDataset` is an experiment-level reader over per-plate crop stores (see
+`cellbench.crops.store`): it builds one table of the selected cells from each store's `/cells`
+and reads one crop per item, without copying the stores. Raw uint16 stays in the stores;
+normalisation, channel selection and resizing happen when an item is read.
+
+HDF5 files are opened lazily, once per process, on first access, so the dataset works with a
+``DataLoader(num_workers > 0)`` under both ``fork`` and ``spawn``: a forked worker never uses
+a handle opened by its parent, and pickling drops the handles.
+
+`ChunkShuffleSampler` shuffles blocks of consecutive rows of a store instead of single rows,
+which keeps reads close together in a file while still mixing the data every epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+from torch.utils.data import Dataset, Sampler
+
+from cellbench.crops.store import read_cells
+
+Normalise = Literal["none", "max", "percentile", "plate"]
+NORMALISE_MODES: tuple[str, ...] = ("none", "max", "percentile", "plate")
+
+
+class CropDataset(Dataset):
+    """Crops of one kind from one or more crop stores, as (image, class index, cell id).
+
+    Parameters
+    ----------
+    stores : sequence of Path
+        Crop stores (``crops/<plate>.h5``), concatenated in this order.
+    kind : str
+        Crop kind to read, e.g. ``"whole_cell"``. Every store must hold it.
+    label_column : str or None
+        Column of `/cells` giving the class of a cell. None: every label is -1.
+    classes : sequence of str, optional
+        Class names, in index order. Default: the sorted unique labels of the selected rows.
+        Pass them explicitly to give several splits the same indices. A selected row whose
+        label is not among them is an error.
+    where : dict of column -> sequence of values, optional
+        Keep only rows whose value in each column is among the given values, e.g.
+        ``{"plate": ["P1"], "well": ["A01", "B02"]}``.
+    normalise : {"none", "max", "percentile", "plate"}
+        Per crop and channel, when reading: "none" gives raw values as float32; "max" divides
+        by the crop's channel maximum (an all-zero channel stays 0); "percentile" maps the
+        crop's `percentiles` to 0..1 and clips; "plate" does the same with the store's plate
+        statistics ``stats_low`` / ``stats_high`` of this kind. Where the high value is not
+        above the low one, pixels above it read 1 and the others 0.
+    percentiles : (float, float)
+        Low and high percentiles for ``normalise="percentile"``.
+    size_px : int, optional
+        Side of the returned crops; crops of another stored size are resized (bilinear,
+        antialiased). Default: the stored size, which must then be the same in every store.
+    channels : sequence of int, optional
+        Indices of the channels to return, in this order. Default: all.
+    transform : callable, optional
+        Applied last to the (C, S, S) float32 tensor, e.g. an augmentation.
+
+    Attributes
+    ----------
+    cells : DataFrame
+        The selected rows of every store's `/cells`, in item order, with two more columns:
+        ``store`` (index into `stores`) and ``row`` (row in that store).
+    classes : list of str
+    stores : list of Path
+    kind : str
+    channel_names : list of str
+        Names of the returned channels.
+    stored_size : int
+        Side of the stored crops (the largest, if stores differ and `size_px` is set).
+    size : int
+        Side of the returned crops.
+
+    Raises
+    ------
+    ValueError
+        On a store without `kind`, stores with different channels (or sizes, without
+        `size_px`), an unknown `where` or `label_column` column, a label outside `classes`, or
+        invalid options.
+    """
+
+    def __init__(
+        self,
+        stores: Sequence[Path],
+        kind: str,
+        *,
+        label_column: str | None = "condition",
+        classes: Sequence[str] | None = None,
+        where: dict[str, Sequence] | None = None,
+        normalise: Normalise = "percentile",
+        percentiles: tuple[float, float] = (1.0, 99.0),
+        size_px: int | None = None,
+        channels: Sequence[int] | None = None,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+    ) -> None:
+        if normalise not in NORMALISE_MODES:
+            raise ValueError(f"normalise must be one of {NORMALISE_MODES}, not {normalise!r}")
+        low, high = (float(p) for p in percentiles)
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, not {percentiles}")
+        if size_px is not None and int(size_px) < 1:
+            raise ValueError(f"size_px must be positive, not {size_px}")
+        self.stores = [Path(p) for p in stores]
+        if not self.stores:
+            raise ValueError("CropDataset needs at least one store")
+        self.kind = kind
+        self.normalise = normalise
+        self.percentiles = (low, high)
+        self.transform = transform
+        self.label_column = label_column
+
+        infos = [_store_info(path, kind) for path in self.stores]
+        names = infos[0]["channel_names"]
+        for path, info in zip(self.stores, infos, strict=True):
+            if info["channel_names"] != names:
+                raise ValueError(
+                    f"{path}: channels {info['channel_names']} differ from {names} "
+                    f"of {self.stores[0]}"
+                )
+        sizes = sorted({info["size"] for info in infos})
+        if size_px is None and len(sizes) > 1:
+            raise ValueError(f"stores hold {kind!r} crops of sizes {sizes}; pass size_px")
+        n_channels = len(names)
+        if channels is None:
+            self.channels = None
+            self.channel_names = list(names)
+        else:
+            self.channels = np.asarray([int(c) for c in channels], dtype=np.intp)
+            bad = [int(c) for c in self.channels if not 0 <= c < n_channels]
+            if bad or len(self.channels) == 0:
+                raise ValueError(f"channels {list(channels)} not in 0..{n_channels - 1}")
+            self.channel_names = [names[c] for c in self.channels]
+        self.stored_size = sizes[-1]
+        self.size = int(size_px) if size_px is not None else self.stored_size
+        self._plate_range = [self._select(info["low"], info["high"]) for info in infos]
+
+        self.cells = self._build_table(infos, where)
+        self._store_index = self.cells["store"].to_numpy(dtype=np.intp)
+        self._row = self.cells["row"].to_numpy(dtype=np.int64)
+        self._cell_id = self.cells["cell_id"].astype(str).to_numpy(dtype=object)
+        self.classes, self._label = self._build_labels(classes)
+        self._handles: dict[int, dict[int, tuple[h5py.File, h5py.Dataset]]] = {}
+
+    # --- construction ---------------------------------------------------------------------
+
+    def _select(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Plate statistics of the returned channels."""
+        if self.channels is not None:
+            return low[self.channels], high[self.channels]
+        return low, high
+
+    def _build_table(self, infos: list[dict], where: dict[str, Sequence] | None) -> pd.DataFrame:
+        """Concatenate the `/cells` tables, tagged with store and row, and apply `where`."""
+        tables = []
+        for index, (path, info) in enumerate(zip(self.stores, infos, strict=True)):
+            table = read_cells(path)
+            if len(table) != info["n"]:
+                raise ValueError(
+                    f"{path}: /cells has {len(table)} rows but /{self.kind}/images {info['n']}"
+                )
+            for extra in ("store", "row"):
+                if extra in table.columns:
+                    raise ValueError(f"{path}: /cells has a column {extra!r}, reserved here")
+            if "cell_id" not in table.columns:
+                raise ValueError(f"{path}: /cells has no cell_id column")
+            table["store"] = index
+            table["row"] = np.arange(len(table), dtype=np.int64)
+            tables.append(table)
+        cells = pd.concat(tables, ignore_index=True)
+        for column, values in (where or {}).items():
+            if column not in cells.columns:
+                raise ValueError(
+                    f"where: unknown column {column!r}; available columns: {list(cells.columns)}"
+                )
+            if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+                values = [values]
+            cells = cells[cells[column].isin(list(values))]
+        return cells.reset_index(drop=True)
+
+    def _build_labels(self, classes: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """Class names and the class index of every selected row (-1 without a label)."""
+        if self.label_column is None:
+            return ([str(c) for c in classes] if classes is not None else []), np.full(
+                len(self.cells), -1, dtype=np.int64
+            )
+        if self.label_column not in self.cells.columns:
+            raise ValueError(
+                f"unknown label column {self.label_column!r}; "
+                f"available columns: {list(self.cells.columns)}"
+            )
+        labels = self.cells[self.label_column].astype(str)
+        names = sorted(labels.unique()) if classes is None else [str(c) for c in classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"classes are not unique: {names}")
+        index = {name: i for i, name in enumerate(names)}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(
+                f"labels {unknown} of column {self.label_column!r} are not among classes {names}"
+            )
+        return names, labels.map(index).to_numpy(dtype=np.int64)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        """Return (float32 tensor C x S x S, class index or -1, cell id) of item `i`."""
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} crops")
+        store = int(self._store_index[i])
+        crop = self._images(store)[self._row[i]]
+        if self.channels is not None:
+            crop = crop[self.channels]
+        image = torch.from_numpy(
+            normalise_crop(
+                crop,
+                self.normalise,
+                percentiles=self.percentiles,
+                plate_range=self._plate_range[store],
+            )
+        )
+        if image.shape[-1] != self.size or image.shape[-2] != self.size:
+            image = F.interpolate(
+                image[None], size=(self.size, self.size), mode="bilinear", antialias=True
+            )[0]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self._label[i]), str(self._cell_id[i])
+
+    def _images(self, store: int) -> h5py.Dataset:
+        """The images dataset of a store, opened once in this process."""
+        handles = self._handles.setdefault(os.getpid(), {})
+        if store not in handles:
+            file = h5py.File(self.stores[store], "r")
+            handles[store] = (file, file[self.kind]["images"])
+        return handles[store][1]
+
+    def close(self) -> None:
+        """Close the files opened by this process (they reopen on the next read)."""
+        for file, _ in self._handles.pop(os.getpid(), {}).values():
+            file.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"CropDataset({len(self)} {self.kind} crops from {len(self.stores)} stores, "
+            f"{len(self.channel_names)} x {self.size} x {self.size}, "
+            f"normalise={self.normalise!r}, classes={self.classes})"
+        )
+
+
+def normalise_crop(
+    crop: np.ndarray,
+    mode: Normalise,
+    *,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    plate_range: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Normalise a (C, S, S) crop per channel into a new float32 array.
+
+    Parameters
+    ----------
+    crop : ndarray
+        (C, S, S) raw intensities (any real dtype).
+    mode : {"none", "max", "percentile", "plate"}
+        See `CropDataset`.
+    percentiles : (float, float)
+        For "percentile": the crop's percentiles (numpy's default linear method) mapped to 0
+        and 1.
+    plate_range : (ndarray, ndarray), optional
+        For "plate": the (C,) low and high values mapped to 0 and 1.
+
+    Returns
+    -------
+    ndarray
+        (C, S, S) float32; in [0, 1] unless `mode` is "none".
+    """
+    image = crop.astype(np.float32)
+    if mode == "none":
+        return image
+    flat = crop.reshape(len(crop), -1)
+    if mode == "max":
+        top = flat.max(axis=1).astype(np.float32)
+        if top.all():
+            image /= top[:, None, None]
+        else:  # an all-zero channel is already 0
+            image[top > 0] /= top[top > 0][:, None, None]
+        return image
+    if mode == "percentile":
+        low, high = _percentiles(flat, percentiles)
+    elif mode == "plate":
+        if plate_range is None:
+            raise ValueError('normalise="plate" needs plate_range')
+        low, high = (np.asarray(v, np.float64).reshape(len(crop)) for v in plate_range)
+    else:
+        raise ValueError(f"normalise must be one of {NORMALISE_MODES}, not {mode!r}")
+    return _scale(image, low, high)
+
+
+def _percentiles(flat: np.ndarray, q: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of (C, P) `flat`, its two percentiles `q` as np.percentile gives them.
+
+    One partial sort per crop instead of np.percentile's general machinery (3x faster).
+    """
+    n = flat.shape[1]
+    position = np.asarray(q, np.float64) / 100.0 * (n - 1)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    part = np.partition(flat, np.unique(np.r_[below, above]), axis=1)
+    a, b = part[:, below].astype(np.float64), part[:, above].astype(np.float64)
+    values = a + (b - a) * (position - below)  # (C, 2)
+    return values[:, 0], values[:, 1]
+
+
+def _scale(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map (C,) `low`..`high` to 0..1 in place and clip; where high <= low: 1 above high, else 0."""
+    span = high - low
+    low32, high32 = low.astype(np.float32)[:, None, None], high.astype(np.float32)[:, None, None]
+    if np.all(span > 0):
+        image -= low32
+        image /= span.astype(np.float32)[:, None, None]
+        return np.clip(image, 0.0, 1.0, out=image)
+    ok = span > 0
+    scaled = (image - low32) / np.where(ok, span, 1.0).astype(np.float32)[:, None, None]
+    scaled = np.where(ok[:, None, None], scaled, image > high32)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _store_info(path: Path, kind: str) -> dict[str, Any]:
+    """Shape, channel names and plate statistics of one kind in a store."""
+    with h5py.File(path, "r") as store:
+        kinds = sorted(
+            name
+            for name, item in store.items()
+            if isinstance(item, h5py.Group) and "images" in item
+        )
+        if kind not in kinds:
+            raise ValueError(f"{path}: no crop kind {kind!r}; the store has kinds {kinds}")
+        group = store[kind]
+        n, n_channels, height, width = group["images"].shape
+        if height != width:
+            raise ValueError(f"{path}: /{kind}/images are not square ({height} x {width})")
+        names = [str(name) for name in store.attrs.get("channel_names", range(n_channels))]
+        if len(names) != n_channels:
+            raise ValueError(f"{path}: {len(names)} channel names for {n_channels} channels")
+        nan = np.full(n_channels, np.nan)
+        low = np.asarray(group.attrs.get("stats_low", nan), dtype=np.float64)
+        high = np.asarray(group.attrs.get("stats_high", nan), dtype=np.float64)
+    return {"n": n, "size": height, "channel_names": names, "low": low, "high": high}
+
+
+class ChunkShuffleSampler(Sampler[int]):
+    """Shuffle blocks of consecutive rows of a store, then the rows inside each block.
+
+    Reading rows that lie close together in one file is much faster than reading random rows
+    across files; this keeps most of the mixing of a full shuffle. Every index comes exactly
+    once per epoch, in an order fixed by (seed, epoch). Call `set_epoch` before each epoch.
+
+    Parameters
+    ----------
+    dataset : CropDataset
+    block_size : int
+        Rows per block; blocks never span two stores (the last block of a store may be
+        shorter). A multiple of the batch size keeps a batch within one or two blocks.
+    seed : int
+    """
+
+    def __init__(self, dataset: CropDataset, block_size: int = 64, seed: int = 0) -> None:
+        if int(block_size) < 1:
+            raise ValueError(f"block_size must be positive, not {block_size}")
+        self.block_size = int(block_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        stores = dataset.cells["store"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, stores[1:] != stores[:-1]]) if len(stores) else []
+        ends = [*starts[1:], len(stores)]
+        self.blocks = [
+            np.arange(first, min(first + self.block_size, end))
+            for start, end in zip(starts, ends, strict=True)
+            for first in range(start, end, self.block_size)
+        ]
+        self.n = len(stores)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that, with the seed, fixes the next order."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = [rng.permutation(self.blocks[b]) for b in rng.permutation(len(self.blocks))]
+        if not order:
+            return iter([])
+        return iter(np.concatenate(order).tolist())
+
+    def __len__(self) -> int:
+        return self.n
