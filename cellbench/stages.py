@@ -291,7 +291,7 @@ def _run_crop(config: Config, plate: str) -> dict:
         specs,
         paths.crop_store(plate),
         config_hash=task_hash(config, "crop", plate),
-        compression=None if config.crops.compression == "none" else config.crops.compression,
+        compression=config.crops.compression,
         background=config.crops.background,
         label_column=config.data.label_column,
     )
@@ -309,7 +309,7 @@ def _ingest_precut(config: Config, plate: str) -> dict:
         config.data.label_column,
         ResultsPaths(config.results_root).crop_store(plate),
         config_hash=task_hash(config, "crop", plate),
-        compression=None if config.crops.compression == "none" else config.crops.compression,
+        compression=config.crops.compression,
     )
 
 

@@ -206,7 +206,7 @@ class CropsConfig(StrictModel):
         "shift the window inside the field, or drop the cell",
     )
     background: BackgroundConfig | None = None
-    compression: Literal["lzf", "gzip", "none"] = "lzf"
+    compression: Literal["lzf", "gzip", "blosc2-lz4", "none"] = "lzf"
 
 
 class FeaturesConfig(StrictModel):
