@@ -15,12 +15,14 @@ which keeps reads close together in a file while still mixing the data every epo
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers blosc, zstd... filters, to read stores using them)
 import numpy as np
 import pandas as pd
 import torch
@@ -320,16 +322,24 @@ def normalise_crop(
 def _percentiles(flat: np.ndarray, q: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Per row of (C, P) `flat`, its two percentiles `q` as np.percentile gives them.
 
-    One partial sort per crop instead of np.percentile's general machinery (3x faster).
+    One partial sort per crop instead of np.percentile's general machinery (2x faster).
     """
-    n = flat.shape[1]
+    below, above, fraction, kth = _order_statistics(flat.shape[1], tuple(q))
+    part = np.partition(flat, kth, axis=1)
+    a, b = part[:, below].astype(np.float64), part[:, above].astype(np.float64)
+    values = a + (b - a) * fraction  # (C, 2)
+    return values[:, 0], values[:, 1]
+
+
+@functools.lru_cache(maxsize=64)
+def _order_statistics(
+    n: int, q: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ranks below and above each percentile of n values, the fraction between, all ranks."""
     position = np.asarray(q, np.float64) / 100.0 * (n - 1)
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, n - 1)
-    part = np.partition(flat, np.unique(np.r_[below, above]), axis=1)
-    a, b = part[:, below].astype(np.float64), part[:, above].astype(np.float64)
-    values = a + (b - a) * (position - below)  # (C, 2)
-    return values[:, 0], values[:, 1]
+    return below, above, position - below, np.unique(np.r_[below, above])
 
 
 def _scale(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -339,7 +349,8 @@ def _scale(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     if np.all(span > 0):
         image -= low32
         image /= span.astype(np.float32)[:, None, None]
-        return np.clip(image, 0.0, 1.0, out=image)
+        np.maximum(image, 0.0, out=image)
+        return np.minimum(image, 1.0, out=image)
     ok = span > 0
     scaled = (image - low32) / np.where(ok, span, 1.0).astype(np.float32)[:, None, None]
     scaled = np.where(ok[:, None, None], scaled, image > high32)

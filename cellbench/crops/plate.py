@@ -92,8 +92,6 @@ def crop_plate(
         compression=compression,
         derived=derived,
     )
-    if table.empty:
-        raise ValueError(f"plate {plate.name!r}: no cell to crop in {len(plate.fields)} field(s)")
     log.info("crop %s: %d cells into %s", plate.name, len(table), path)
     return {**counts, "cells": len(table)}
 

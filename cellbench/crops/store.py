@@ -100,6 +100,7 @@ def write_crop_store(
             tables.append(cells)
             n_written += n_new
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        _check_table(table, plate)
         for spec, crops, masks in derived(table) if derived else []:
             images_ds, masks_ds = _create_kind(store, spec, len(channel_names), compression)
             images_ds.resize(len(crops), axis=0)
@@ -112,6 +113,15 @@ def write_crop_store(
             store[kind].attrs.update(sample.statistics())
         _write_table(store.create_group("cells"), table)
     return table
+
+
+def _check_table(table: pd.DataFrame, plate: str) -> None:
+    """Refuse an empty plate or duplicated cell ids (the store is then never renamed in)."""
+    if table.empty:
+        raise ValueError(f"plate {plate!r} has no cell to store")
+    duplicated = table.loc[table["cell_id"].duplicated(), "cell_id"].unique()
+    if len(duplicated):
+        raise ValueError(f"plate {plate!r}: duplicated cell ids {list(duplicated[:10])}")
 
 
 class _PixelSample:

@@ -137,3 +137,22 @@ def test_border_policies_shift_and_drop():
     np.testing.assert_array_equal(crops[1], image[:, cy - 10 : cy + 10, cx - 10 : cx + 10])
     dropped = crop_spec("nucleocentric", 20, border="drop")
     assert fits_in_field(table, dropped, cells.shape).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("problem", ["empty", "duplicates"])
+def test_bad_tables_leave_no_store(tmp_path, problem):
+    import pandas as pd
+
+    from cellbench.crops.store import write_crop_store
+
+    spec = crop_spec("nuclear", 8)
+    n = 0 if problem == "empty" else 2
+    cells = pd.DataFrame({"cell_id": ["a", "a"][:n], "label": [1, 2][:n]})
+    crops = np.zeros((n, 1, 8, 8), np.uint16)
+    batches = [(cells, {"nuclear": (crops, np.zeros((n, 8, 8), np.uint8))})]
+    path = tmp_path / "P1.h5"
+    with pytest.raises(ValueError, match="no cell" if problem == "empty" else "duplicated"):
+        write_crop_store(
+            path, plate="P1", channel_names=["DNA"], specs=[spec], batches=batches, config_hash="x"
+        )
+    assert list(tmp_path.iterdir()) == []
