@@ -206,7 +206,9 @@ class CropsConfig(StrictModel):
         "shift the window inside the field, or drop the cell",
     )
     background: BackgroundConfig | None = None
-    compression: Literal["lzf", "gzip", "blosc2-lz4", "none"] = "lzf"
+    compression: Literal["blosc-lz4", "blosc2-lz4", "lzf", "gzip", "none"] = Field(
+        "blosc-lz4", description="codec of the crop store (see tests/benchmarks)"
+    )
 
 
 class FeaturesConfig(StrictModel):

@@ -73,7 +73,8 @@ class CropDataset(Dataset):
     ----------
     cells : DataFrame
         The selected rows of every store's `/cells`, in item order, with two more columns:
-        ``store`` (index into `stores`) and ``row`` (row in that store).
+        ``store`` (index into `stores`) and ``row`` (row in that store). Read it; changing
+        it does not change the items.
     classes : list of str
     stores : list of Path
     kind : str
@@ -404,7 +405,7 @@ class ChunkShuffleSampler(Sampler[int]):
         self.epoch = 0
         stores = dataset.cells["store"].to_numpy()
         starts = np.flatnonzero(np.r_[True, stores[1:] != stores[:-1]]) if len(stores) else []
-        ends = [*starts[1:], len(stores)]
+        ends = [*starts[1:], len(stores)] if len(stores) else []
         self.blocks = [
             np.arange(first, min(first + self.block_size, end))
             for start, end in zip(starts, ends, strict=True)

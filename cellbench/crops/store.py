@@ -41,7 +41,7 @@ def write_crop_store(
     specs: list[CropSpec],
     batches: Iterable[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]],
     config_hash: str,
-    compression: str | None = "lzf",
+    compression: str | None = "blosc-lz4",
     derived: Callable[[pd.DataFrame], list[tuple[CropSpec, np.ndarray, np.ndarray]]] | None = None,
 ) -> pd.DataFrame:
     """Write a plate's crops, field by field, into a new store (atomically).
@@ -60,7 +60,7 @@ def write_crop_store(
         masks in the same row order.
     config_hash : str
         Hash of the settings that made the store (recorded for provenance).
-    compression : {"lzf", "gzip", "blosc2-lz4", "none", None}
+    compression : {"blosc-lz4", "blosc2-lz4", "lzf", "gzip", "none", None}
         The HDF5 filter of every dataset (see `compression_options`).
     derived : callable, optional
         Called with the whole `/cells` table once every batch is written; returns more kinds
@@ -202,15 +202,20 @@ def _create_kind(
 def compression_options(name: str | None) -> dict:
     """h5py dataset options of a codec name.
 
-    ``blosc2-lz4`` is Blosc2 with LZ4 and bit-shuffle through `hdf5plugin`: readers need
+    ``blosc-lz4`` (the default, chosen by `tests/benchmarks/bench_crop_write.py`) and
+    ``blosc2-lz4`` are Blosc with LZ4 and byte shuffle through `hdf5plugin`: readers need
     ``import hdf5plugin`` (cellbench does it) to decompress.
     """
     if name in (None, "none"):
         return {}
+    if name == "blosc-lz4":
+        import hdf5plugin
+
+        return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
     if name == "blosc2-lz4":
         import hdf5plugin
 
-        return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.BITSHUFFLE))
+        return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
     return {"compression": name}
 
 

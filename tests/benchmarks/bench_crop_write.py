@@ -39,7 +39,7 @@ from cellbench.stages import run_task  # noqa: E402
 
 CHANNELS = ["DNA", "tubulin", "actin"]
 SPECS = [crop_spec("whole_cell", 64), crop_spec("nuclear", 32), crop_spec("nucleocentric", 32)]
-CODECS = ["none", "lzf", "gzip", "blosc2-lz4"]
+CODECS = ["none", "lzf", "gzip", "blosc-lz4", "blosc2-lz4"]
 
 
 def load_fields(plate, label_store: Path) -> list[tuple]:

@@ -1,0 +1,223 @@
+"""How fast training reads crops: the HDF5 crop store against one TIFF file per crop.
+
+    python tests/benchmarks/bench_crop_reads.py [--sizes 64 192] [--crops 3000 1000]
+        [--epochs 2] [--workdir /tmp/cellbench-bench-crops]
+
+Writes, per crop size, synthetic 3-channel uint16 cells (masked whole-cell crops: a noisy
+ellipse per channel, zero outside the cell) with `write_crop_store` into one store per
+compression (blosc-lz4, the default; lzf; blosc2-lz4; none), and the same crops as one
+uncompressed TIFF per crop, as the nucleocentric scripts do. It then reads every crop once
+per epoch through a DataLoader (batch 64) and reports crops per second:
+
+- baseline: ``tifffile.imread`` of each file in a shuffled order, as a float32 tensor;
+- `CropDataset` with `ChunkShuffleSampler` (and, for blosc-lz4, a shuffled RandomSampler),
+  each with 0 and 2 workers.
+
+Both readers return raw float32 ("none") or the per-crop percentile normalisation, the
+dataset's default (the baseline then applies the same `normalise_crop`), so each ratio
+compares like with like, at the same number of workers.
+
+The OS page cache cannot be cleared here, so every figure is a warm-cache read: each reader
+runs a warm-up epoch first, then the best of the timed epochs is kept. Workers persist
+across epochs, so their start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from cellbench.crops.dataset import (  # noqa: E402
+    ChunkShuffleSampler,
+    CropDataset,
+    normalise_crop,
+)
+from cellbench.crops.extract import crop_spec  # noqa: E402
+from cellbench.crops.store import write_crop_store  # noqa: E402
+
+CHANNELS = ["dapi", "actin", "marker"]
+CONDITIONS = ["control", "enlarged_nuclei", "textured"]
+BATCH = 64
+
+
+def synthetic_cells(n: int, size: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (crops, masks) batches of masked cells: noisy ellipses, zero outside the cell."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) - size / 2
+    for start in range(0, n, 200):
+        m = min(200, n - start)
+        radius_y = rng.uniform(0.25, 0.45, (m, 1, 1)) * size
+        radius_x = rng.uniform(0.25, 0.45, (m, 1, 1)) * size
+        angle = rng.uniform(0, np.pi, (m, 1, 1))
+        u = xx * np.cos(angle) + yy * np.sin(angle)
+        v = -xx * np.sin(angle) + yy * np.cos(angle)
+        r2 = (u / radius_x) ** 2 + (v / radius_y) ** 2
+        cell = r2 < 1
+        nucleus = r2 < 0.3
+        crops = np.empty((m, 3, size, size), np.uint16)
+        levels = rng.uniform(300, 3000, (m, 3, 1, 1))
+        profiles = [nucleus * 3.0 + 0.2, np.exp(-r2) + 0.3 * cell, 1.0 - 0.5 * r2]
+        for c, profile in enumerate(profiles):
+            expected = 100 + levels[:, c] * np.clip(profile, 0, None)
+            noisy = rng.poisson(expected) + rng.normal(0, 5, expected.shape)
+            crops[:, c] = np.clip(noisy, 0, 65535).astype(np.uint16) * cell
+        masks = (cell * 1 + nucleus * 2).astype(np.uint8)
+        yield crops, masks
+
+
+def write_inputs(root: Path, n: int, size: int) -> tuple[dict[str, Path], Path]:
+    """Write `n` crops of side `size` as TIFFs and as stores, by compression."""
+    stores = {c: root / f"P1_{size}_{c}.h5" for c in ("blosc-lz4", "lzf", "none", "blosc2-lz4")}
+    folder = root / f"tiff_{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+    def batches(write_tiffs: bool):
+        written = 0
+        for crops, masks in synthetic_cells(n, size):
+            rows = range(written, written + len(crops))
+            table = pd.DataFrame(
+                {
+                    "cell_id": [f"P1_cell{i:06d}" for i in rows],
+                    "plate": "P1",
+                    "well": [f"A{1 + i // 200:02d}" for i in rows],
+                    "condition": [CONDITIONS[(i // 200) % 3] for i in rows],
+                }
+            )
+            if write_tiffs:
+                for i, crop in zip(rows, crops, strict=True):
+                    tifffile.imwrite(folder / f"P1_cell{i:06d}.tif", crop, photometric="minisblack")
+            written += len(crops)
+            yield table, {"whole_cell": (crops, masks)}
+
+    for compression in stores:
+        write_crop_store(
+            stores[compression],
+            plate="P1",
+            channel_names=CHANNELS,
+            specs=[crop_spec("whole_cell", size)],
+            batches=batches(write_tiffs=compression == "blosc-lz4"),
+            config_hash="bench",
+            compression=compression,
+        )
+    return stores, folder
+
+
+class TiffCrops(Dataset):
+    """The baseline: one TIFF per crop, read whole with tifffile, as a float32 tensor."""
+
+    def __init__(self, folder: Path, labels: list[int], normalise: str) -> None:
+        self.files = sorted(folder.glob("*.tif"))
+        self.labels = labels
+        self.normalise = normalise
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        image = normalise_crop(tifffile.imread(self.files[i]), self.normalise)
+        return torch.from_numpy(image), self.labels[i], self.files[i].stem
+
+
+def crops_per_second(dataset, sampler, workers: int, epochs: int) -> float:
+    """Best crops/s over `epochs` timed epochs, after one warm-up epoch."""
+    loader = DataLoader(
+        dataset,
+        batch_size=BATCH,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    best = 0.0
+    for epoch in range(epochs + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        start = time.perf_counter()
+        n = sum(len(ids) for _, _, ids in loader)
+        elapsed = time.perf_counter() - start
+        assert n == len(dataset)
+        if epoch > 0:
+            best = max(best, n / elapsed)
+    del loader
+    return best
+
+
+def bench_size(root: Path, n: int, size: int, epochs: int) -> list[dict]:
+    """Time every reader on crops of one size."""
+    start = time.perf_counter()
+    stores, folder = write_inputs(root, n, size)
+    print(f"\n{n} crops of 3 x {size} x {size}: written in {time.perf_counter() - start:.1f} s")
+    raw = n * len(CHANNELS) * size * size * 2
+    sizes = {f"store ({c})": path.stat().st_size for c, path in stores.items()}
+    sizes["TIFFs"] = sum(f.stat().st_size for f in folder.iterdir())
+    for name, nbytes in sizes.items():
+        print(f"  {name}: {nbytes / 1e6:.1f} MB = {nbytes / raw:.2f} x raw ({raw / 1e6:.1f} MB)")
+    start = time.perf_counter()
+    rows = []
+    for normalise in ("none", "percentile"):
+        compressions = ["blosc-lz4", "lzf"] + (
+            ["blosc2-lz4", "none"] if normalise == "none" else []
+        )
+        readers = {
+            c: CropDataset([stores[c]], "whole_cell", normalise=normalise) for c in compressions
+        }
+        labels = readers["blosc-lz4"].cells["condition"].astype("category").cat.codes.tolist()
+        tiffs = TiffCrops(folder, labels, normalise)
+        for workers in (0, 2):
+            baseline = crops_per_second(tiffs, RandomSampler(tiffs), workers, epochs)
+            rows.append(("TIFF per crop", normalise, "random", workers, baseline, 1.0))
+            for compression, dataset in readers.items():
+                samplers = [("chunk shuffle 64", ChunkShuffleSampler(dataset, block_size=64))]
+                if compression == "blosc-lz4" and normalise == "none":
+                    samplers.insert(0, ("random", RandomSampler(dataset)))
+                for name, sampler in samplers:
+                    rate = crops_per_second(dataset, sampler, workers, epochs)
+                    label = f"store, {compression}"
+                    rows.append((label, normalise, name, workers, rate, rate / baseline))
+    print(f"  read in {time.perf_counter() - start:.1f} s")
+    keys = ("reader", "normalise", "sampler", "workers", "rate", "ratio")
+    return [{"size": size, **dict(zip(keys, row, strict=True))} for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 192])
+    parser.add_argument(
+        "--crops", type=int, nargs="+", default=[3000, 1000], help="crops per size, in order"
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per reader")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/cellbench-bench-crops"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    print(f"cpus: {os.cpu_count()}, torch {torch.__version__}; warm-cache reads, batch {BATCH}")
+    results = []
+    if len(args.crops) != len(args.sizes):
+        parser.error("give one --crops value per size")
+    for size, n in zip(args.sizes, args.crops, strict=True):
+        results += bench_size(args.workdir, n, size, args.epochs)
+    print("\n| size | normalise | reader | sampler | workers | crops/s | vs TIFF |")
+    print("|---:|---|---|---|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['size']} | {r['normalise']} | {r['reader']} | {r['sampler']} | {r['workers']} "
+            f"| {r['rate']:,.0f} | {r['ratio']:.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
