@@ -123,6 +123,7 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5
 JobCompType=jobcomp/none
 GresTypes=gpu
+AccountingStorageTRES=gres/gpu
 MaxArraySize=1001
 MinJobAge=300
 KillWait=5

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from cellbench.config import config_from_dict
 from cellbench.data.plates import open_plate
@@ -223,3 +224,31 @@ def test_requeued_training_resumes_from_its_checkpoint(tmp_path):
     assert [e["epoch"] for e in history["epochs"]] == list(range(1, 401))
     log = Path(read_submissions(config, "train")["mlp.seed0"]["stderr"]).read_text()
     assert "Caught signal SIGUSR2" in log
+
+
+def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
+    profile = yaml.safe_load(TEST_PROFILE.read_text())
+    profile["max_array_size"] = 2
+    profile["stages"] = {"segment": {"gpus": 1}}
+    profile_path = tmp_path / "profile.yaml"
+    profile_path.write_text(yaml.safe_dump(profile))
+    raw = slurm_experiment(tmp_path)
+    raw["execution"]["cluster"] = str(profile_path)
+    raw["data"]["input"].update(plates=3, rows="A", columns=[1, 2, 3], sites=1)
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    run = submit(
+        config_path, "--stage", "segment", "--executor", "slurm", "--wait", "--wait-timeout", "300"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    record = read_submissions(config_from_dict(raw), "segment")
+    arrays = sorted({entry["job_id"].split("_")[0] for entry in record.values()})
+    assert len(record) == 3 and len(arrays) == 2  # 3 tasks, at most 2 per array
+    tres = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "JobID,AllocTRES", "-j", ",".join(arrays)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line for line in tres.splitlines() if line.strip()]
+    assert len(lines) == 3 and all("gres/gpu=1" in line for line in lines), tres
+    assert "segment    3 done" in submit(config_path, "--status").stdout
