@@ -378,6 +378,10 @@ def _run_aggregate(config: Config, task: str) -> dict:
         for name in list_tasks(config, stage)
         if task_state(config, stage, name) != DONE
     ]
+    for plate in list_tasks(config, "segment"):
+        status = read_status(paths.status_file("segment", plate)) or {}
+        for name, error in (status.get("details", {}).get("field_errors") or {}).items():
+            missing.append(f"segment/{plate} field {name}: {error}")
     metrics = {(m.name, s): paths.metrics(m.name, s) for m in config.models for s in config.seeds}
     return build_report(metrics, missing, paths.report_dir, config.name)
 

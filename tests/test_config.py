@@ -24,9 +24,9 @@ def test_demo_config_loads():
 
 def test_typo_in_key_is_named_with_a_suggestion(tmp_path):
     raw = experiment_dict(tmp_path / "r")
-    raw["segmentation"] = {"smothing_sigma_px": 2}
+    raw["segmentation"] = {"nuclei": {"smothing_sigma_px": 2}}
     message = config_error(tmp_path, raw)
-    assert "segmentation.smothing_sigma_px" in message
+    assert "segmentation.nuclei.smothing_sigma_px" in message
     assert "did you mean 'smoothing_sigma_px'" in message
     assert len(message.splitlines()) == 1
 
@@ -47,9 +47,10 @@ def test_unknown_model_type_lists_valid_ones(tmp_path):
 
 
 def test_unknown_segmentation_method(tmp_path):
-    raw = experiment_dict(tmp_path / "r", segmentation={"method": "magic"})
+    raw = experiment_dict(tmp_path / "r", segmentation={"cells": {"method": "magic"}})
     message = config_error(tmp_path, raw)
-    assert "segmentation" in message and "'magic'" in message
+    assert "segmentation.cells" in message and "'magic'" in message
+    assert "'cellpose'" in message
 
 
 def test_missing_input_folder(tmp_path):

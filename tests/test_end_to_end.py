@@ -69,13 +69,36 @@ def test_a_broken_plate_is_reported_missing_and_the_rest_finishes(tmp_path):
     config_path = write_config(tmp_path / "c.yaml", raw)
     config = config_from_dict(raw)
     plate = open_plate(config, "P2")
-    plate.field_path(plate.fields[0]).write_bytes(b"\x00" * 10)
+    (plate.folder / "layout.csv").write_text("well,condition\nA01,x\nA01,y\n")  # duplicated
 
     run = submit(config_path, "--stage", "all", "--executor", "debug")
     assert run.returncode == 1
-    assert "segment/P2: failed" in run.stdout
+    assert "segment/P2: failed" in run.stdout and "A01" in run.stdout
     assert "crop/P2: skipped" in run.stdout and "input missing" in run.stdout
     summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
     for task in ["segment/P2", "crop/P2", "features/P2"]:
         assert f"- {task}" in summary
     assert "| rf |" in summary  # trained on the plate that worked
+
+
+def test_a_corrupt_field_fails_alone_and_the_plate_goes_on(tmp_path):
+    raw = experiment_dict(tmp_path / "results")
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    config = config_from_dict(raw)
+    plate = open_plate(config, "P1")
+    broken = plate.field_path(plate.fields[0])
+    broken.write_bytes(broken.read_bytes()[:200])  # a truncated TIFF
+
+    run = submit(config_path, "--stage", "all", "--executor", "debug")
+    assert run.returncode == 0, run.stdout + run.stderr
+    status = json.loads((tmp_path / "results" / "_status" / "segment" / "P1.json").read_text())
+    assert status["state"] == "done"
+    assert list(status["details"]["field_errors"]) == [plate.fields[0].xyyzz]
+    assert status["details"]["fields"] == len(plate.fields) - 1
+    features = pd.read_parquet(tmp_path / "results" / "features" / "P1.parquet")
+    assert plate.fields[0].xyyzz not in set(features["Metadata_Field"])
+    assert features["Metadata_Field"].nunique() == len(plate.fields) - 1
+    summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
+    assert f"- segment/P1 field {plate.fields[0].xyyzz}: " in summary
+    shown = submit(config_path, "--status").stdout
+    assert "segment    1 partial" in shown and broken.name in shown

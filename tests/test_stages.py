@@ -43,7 +43,7 @@ def test_done_task_is_skipped_until_its_settings_change(tmp_path):
     # A change to crop settings does not redo segmentation; a segmentation change does.
     raw["crops"] = {"kinds": {"whole_cell": {"size_px": 32}}}
     assert run_task(config_from_dict(raw), "segment", "P1").state == "skipped"
-    raw["segmentation"] = {"smoothing_sigma_px": 2.0}
+    raw["segmentation"] = {"nuclei": {"smoothing_sigma_px": 2.0}}
     changed = config_from_dict(raw)
     assert task_state(changed, "segment", "P1") == "stale"
     assert run_task(changed, "segment", "P1").state == "done"
@@ -66,15 +66,16 @@ def test_missing_input_is_recorded_as_skipped(tmp_path):
     assert not ResultsPaths(tmp_path).crop_store("P1").exists()
 
 
-def test_bad_field_fails_its_plate_only(tmp_path):
+def test_unreadable_plate_fails_only_itself(tmp_path):
     raw = experiment_dict(tmp_path)
     raw["data"]["input"]["plates"] = 2
     config = config_from_dict(raw)
     plate = open_plate(config, "P2")
-    plate.field_path(plate.fields[1]).write_bytes(b"not a tiff")
+    for field in plate.fields:
+        plate.field_path(field).write_bytes(b"not a tiff")
     good, bad = run_task(config, "segment", "P1"), run_task(config, "segment", "P2")
     assert good.state == "done"
-    assert bad.state == "failed" and plate.fields[1].xyyzz in bad.message
+    assert bad.state == "failed" and "no field could be segmented" in bad.message
     status = json.loads(ResultsPaths(tmp_path).status_file("segment", "P2").read_text())
     assert status["state"] == "failed" and "cannot read TIFF" in status["error"]
     assert not ResultsPaths(tmp_path).label_store("P2").exists()

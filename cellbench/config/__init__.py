@@ -25,7 +25,6 @@ from cellbench.config.loading import config_from_dict, load_config, stable_hash
 from cellbench.config.schema import (
     DATA_ENV_VAR,
     BackgroundConfig,
-    ClassicalSegmentation,
     Config,
     CropKind,
     CropsConfig,
@@ -41,11 +40,26 @@ from cellbench.config.schema import (
     TableJoin,
     default_data_root,
 )
+from cellbench.config.segmentation import (
+    CellposeCells,
+    CellposeNuclei,
+    ClassicalCells,
+    ClassicalNuclei,
+    NoCells,
+    SegmentationConfig,
+    StarDistNuclei,
+)
 
 __all__ = [
     "DATA_ENV_VAR",
+    "CellposeCells",
+    "CellposeNuclei",
+    "ClassicalCells",
+    "ClassicalNuclei",
+    "NoCells",
+    "SegmentationConfig",
+    "StarDistNuclei",
     "BackgroundConfig",
-    "ClassicalSegmentation",
     "ClusterProfile",
     "Config",
     "ContainerConfig",

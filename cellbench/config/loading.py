@@ -110,7 +110,17 @@ def _describe(error: dict, raw: dict) -> str:
 
 
 def _strip_union_tags(loc: tuple) -> list[str]:
-    tags = {"synthetic", "fields", "crops", "classical", "random_forest", "mlp"}
+    tags = {
+        "synthetic",
+        "fields",
+        "crops",
+        "classical",
+        "stardist",
+        "cellpose",
+        "none",
+        "random_forest",
+        "mlp",
+    }
     parts = [str(p) for p in loc]
     return [p for i, p in enumerate(parts) if not (p in tags and i + 1 < len(parts))]
 

@@ -10,6 +10,7 @@ from pydantic import Field, Tag, field_validator, model_validator
 
 from cellbench.config.base import StrictModel, _tag
 from cellbench.config.cluster import ExecutionConfig
+from cellbench.config.segmentation import SegmentationConfig
 
 DATA_ENV_VAR = "CELLBENCH_DATA"
 
@@ -143,28 +144,6 @@ class DataConfig(StrictModel):
 # --- stages -----------------------------------------------------------------------------------
 
 
-class ClassicalSegmentation(StrictModel):
-    """Threshold + watershed segmentation with scikit-image; needs no weights."""
-
-    method: Literal["classical"] = "classical"
-    nucleus_channel: str = "DNA"
-    cell_channels: list[str] | None = Field(
-        None, description="channels whose mean outlines the cells; default: all but the nucleus"
-    )
-    smoothing_sigma_px: float = Field(1.5, ge=0)
-    min_nucleus_distance_px: int = Field(5, ge=1, description="closest two nucleus seeds")
-    min_nucleus_area_px: int = Field(30, ge=0)
-    max_nucleus_area_px: int | None = Field(None, ge=1)
-    cell_threshold_factor: float = Field(
-        0.5, gt=0, description="cell foreground = cell signal > factor * Otsu threshold"
-    )
-    remove_border_objects: bool = True
-
-
-Segmentation = Annotated[
-    Annotated[ClassicalSegmentation, Tag("classical")], _tag("method", default="classical")
-]
-
 CropKindName = Literal["whole_cell", "nuclear", "nucleocentric"]
 
 
@@ -273,7 +252,7 @@ class Config(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     results_root: Path
     data: DataConfig = Field(default_factory=DataConfig)
-    segmentation: Segmentation = Field(default_factory=ClassicalSegmentation)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     crops: CropsConfig = Field(default_factory=CropsConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -15,7 +15,7 @@ from cellbench.crops.experiments import experiment_kinds, original_spec
 from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure_cells
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
-from cellbench.segment.store import read_labels
+from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,10 @@ def crop_plate(
     rng = np.random.default_rng(background.seed if background else 0)
     counts = {"fields": len(plate.fields), "dropped_at_border": 0}
 
+    segmented = set(stored_fields(label_store))
+
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
-        for field in plate.fields:
+        for field in (f for f in plate.fields if f.xyyzz in segmented):
             image = read_field(plate, field, channels)
             cells, nuclei = read_labels(label_store, field.xyyzz)
             table = measure_cells(cells, nuclei)

@@ -19,6 +19,7 @@ from cellbench.status import DONE, FAILED, RUNNING, SKIPPED, read_status
 
 PENDING = "pending"
 NOT_RUN = "not run"
+PARTIAL = "partial"  # done, but some fields of the plate failed
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state
     log = f"log {entry['stdout']}" if entry else ""
     if state == DONE:
         if is_task_done(config, stage, task):
+            field_errors = status.get("details", {}).get("field_errors") or {}
+            if field_errors:
+                first = next(iter(field_errors.items()))
+                return TaskView(
+                    stage,
+                    task,
+                    PARTIAL,
+                    f"{len(field_errors)} field(s) failed, e.g. {first[0]}: {first[1]}",
+                )
             return TaskView(stage, task, DONE)
         if slurm_state not in ("PENDING", "RUNNING", "REQUEUED"):
             return TaskView(stage, task, "stale", "settings or inputs changed since it ran")
@@ -72,10 +82,10 @@ def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state
 
 
 def failed_tasks(views: list[TaskView]) -> dict[str, set[str]]:
-    """Tasks to resubmit with ``--retry-failed``: failed ones, and ones skipped for input."""
+    """Tasks to resubmit with ``--retry-failed``: failed, partial, and skipped for input."""
     chosen: dict[str, set[str]] = {}
     for view in views:
-        if view.state in (FAILED, SKIPPED):
+        if view.state in (FAILED, SKIPPED, PARTIAL):
             chosen.setdefault(view.stage, set()).add(view.task)
     return chosen
 

@@ -10,7 +10,7 @@ import pandas as pd
 from cellbench.data.plates import Plate, read_field
 from cellbench.features.measure import measure_field, metadata_column
 from cellbench.io.atomic import atomic_path
-from cellbench.segment.store import read_labels
+from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def measure_plate(
         ``fields`` and ``cells`` counts, for the task's status.
     """
     tables = []
-    for field in plate.fields:
+    segmented = set(stored_fields(label_store))
+    for field in (f for f in plate.fields if f.xyyzz in segmented):
         image = read_field(plate, field, channels)
         cells, nuclei = read_labels(label_store, field.xyyzz)
         features = measure_field(image, cells, nuclei, channels, regions)

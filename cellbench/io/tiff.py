@@ -34,8 +34,10 @@ def read_multichannel_tiff(path: Path) -> tuple[np.ndarray, list[str] | None]:
         with tifffile.TiffFile(path) as tif:
             image = tif.asarray()
             metadata = tif.shaped_metadata[0] if tif.shaped_metadata else {}
-    except (OSError, ValueError, tifffile.TiffFileError) as exc:
-        raise CellbenchError(f"{path}: cannot read TIFF: {exc}") from exc
+    except FileNotFoundError:
+        raise CellbenchError(f"{path}: file not found") from None
+    except Exception as exc:  # truncated or corrupt files raise codec-specific errors
+        raise CellbenchError(f"{path}: cannot read TIFF: {type(exc).__name__}: {exc}") from exc
     if image.ndim == 2:
         image = image[np.newaxis]
     if image.ndim != 3:

@@ -41,6 +41,8 @@ def write_label_store(
             for name, image in (("cells", cells), ("nuclei", nuclei)):
                 group.create_dataset(name, data=image.astype(np.int32), compression="lzf")
             count += 1
+        if count == 0:
+            raise ValueError(f"no field to store for plate {plate!r}")
     return count
 
 

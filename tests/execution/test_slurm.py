@@ -119,15 +119,15 @@ def test_failed_plate_is_reported_and_retried_after_repair(tmp_path):
     config_path = write_config(tmp_path / "c.yaml", raw)
     config = config_from_dict(raw)
     plate = open_plate(config, "P2")
-    broken = plate.field_path(plate.fields[0])
+    broken = plate.folder / "layout.csv"
     original = broken.read_bytes()
-    broken.write_bytes(original[:100])  # a truncated TIFF
+    broken.write_text("well,condition\nA01,x\nA01,y\n")  # a well listed twice
 
     run = submit(
         config_path, "--stage", "all", "--executor", "slurm", "--wait", "--wait-timeout", "300"
     )
     assert run.returncode == 1, run.stdout + run.stderr  # the status after waiting shows a failure
-    assert "segment/P2: failed" in run.stdout and broken.name in run.stdout
+    assert "segment/P2: failed" in run.stdout and "listed more than once" in run.stdout
     assert "crop/P2: skipped" in run.stdout
     summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
     assert "- segment/P2" in summary and "| rf |" in summary  # P1 finished, P2 reported missing

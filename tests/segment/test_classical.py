@@ -3,7 +3,7 @@ import pandas as pd
 import tifffile
 from skimage.segmentation import clear_border
 
-from cellbench.config import ClassicalSegmentation
+from cellbench.config import SegmentationConfig
 from cellbench.paths import ResultsPaths
 from cellbench.segment import segment_field
 from cellbench.segment.store import read_labels, stored_fields
@@ -67,5 +67,5 @@ def test_border_objects_are_removed(segmented_plate):
 
 def test_blank_field_gives_no_objects():
     image = np.full((3, 64, 64), 100, np.uint16)
-    cells, nuclei = segment_field(image, ["DNA", "tubulin", "actin"], ClassicalSegmentation())
+    cells, nuclei = segment_field(image, ["DNA", "tubulin", "actin"], SegmentationConfig())
     assert cells.max() == 0 and nuclei.max() == 0
