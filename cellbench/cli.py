@@ -1,7 +1,9 @@
-"""The `cellbench` command: run one task, or make a synthetic plate.
+"""The `cellbench` command: run one task, make a synthetic plate, score or train segmentation.
 
     cellbench run --stage crop --task P1 --config configs/demo.yaml
     cellbench synthetic --out /tmp/plate --plate P1 --seed 0
+    cellbench evaluate-segmentation --images DIR --masks DIR --method classical --json out.json
+    cellbench train-segmenter --backend stardist --images DIR --masks DIR --out DIR --epochs 5
 
 `cellbench run` is what a container or a cluster job calls for one task. Exit status: 0 done or
 skipped, 1 failed, 2 bad config or arguments.
@@ -44,6 +46,46 @@ def _synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_segmentation(args: argparse.Namespace) -> int:
+    import json
+
+    from cellbench.io.atomic import write_json
+    from cellbench.segment.evaluate import evaluate_folder, format_report
+    from cellbench.segment.nuclei_only import nuclei_segmenter
+
+    predict = nuclei_segmenter(
+        args.method, model=args.model, min_area_px=args.min_area, pmin=args.pmin, pmax=args.pmax
+    )
+    result = evaluate_folder(Path(args.images), Path(args.masks), predict)
+    result["method"] = {"name": args.method, "model": args.model, "min_area_px": args.min_area}
+    print(format_report(result))
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
+    overall = result["overall"]
+    print(json.dumps({k: overall[k] for k in ("mean_f1", "mean_ap_50_95", "pooled_f1")}))
+    return 0
+
+
+def _train_segmenter(args: argparse.Namespace) -> int:
+    from cellbench.segment.training import train_segmenter
+
+    out = train_segmenter(
+        args.backend,
+        images=Path(args.images),
+        masks=Path(args.masks),
+        out=Path(args.out),
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        patch_px=args.patch_px,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        pretrained=args.pretrained,
+    )
+    print(f"trained {args.backend} weights: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `cellbench` and its subcommands."""
     parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.split("\n")[0])
@@ -68,6 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--size", type=int, default=256, help="field side in pixels")
     synthetic.add_argument("--seed", type=int, default=0)
     synthetic.set_defaults(handler=_synthetic)
+
+    evaluate = commands.add_parser(
+        "evaluate-segmentation", help="score nuclei segmentation against ground-truth masks"
+    )
+    evaluate.add_argument("--images", required=True, help="folder of single-channel TIFFs")
+    evaluate.add_argument("--masks", required=True, help="folder of label TIFFs, same names")
+    evaluate.add_argument("--method", required=True, choices=["classical", "stardist", "cellpose"])
+    evaluate.add_argument("--model", help="weights: a StarDist folder or a Cellpose file/name")
+    evaluate.add_argument("--min-area", type=int, default=10, help="smallest nucleus, pixels")
+    evaluate.add_argument("--pmin", type=float, default=1.0, help="low normalisation percentile")
+    evaluate.add_argument("--pmax", type=float, default=99.8, help="high percentile")
+    evaluate.add_argument("--json", help="write per-image and overall scores here")
+    evaluate.set_defaults(handler=_evaluate_segmentation)
+
+    train = commands.add_parser(
+        "train-segmenter", help="train StarDist or Cellpose weights offline from annotated images"
+    )
+    train.add_argument("--backend", required=True, choices=["stardist", "cellpose"])
+    train.add_argument("--images", required=True, help="folder of single-channel TIFFs")
+    train.add_argument("--masks", required=True, help="folder of label TIFFs, same names")
+    train.add_argument("--out", required=True, help="folder to write the model into")
+    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument("--steps-per-epoch", type=int, default=50, help="StarDist only")
+    train.add_argument("--patch-px", type=int, default=128, help="training patch side")
+    train.add_argument("--validation-fraction", type=float, default=0.15)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--pretrained", help="fine-tune these weights instead of starting afresh")
+    train.set_defaults(handler=_train_segmenter)
     return parser
 
 

@@ -27,8 +27,10 @@ class StarDistNuclei(StrictModel):
         description="a pretrained name (needs internet once) or a folder with config.json and "
         "weights_best.h5, e.g. from `cellbench train-segmenter --backend stardist`",
     )
-    prob_thresh: float = Field(0.6, gt=0, lt=1)
-    nms_thresh: float = Field(0.3, gt=0, lt=1)
+    prob_thresh: float | None = Field(
+        0.6, gt=0, lt=1, description="null: the model's own optimised threshold"
+    )
+    nms_thresh: float | None = Field(0.3, gt=0, lt=1, description="null: the model's own")
     n_tiles: tuple[int, int] | None = Field(None, description="tiles for large fields")
 
 
