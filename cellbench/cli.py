@@ -4,6 +4,7 @@
     cellbench synthetic --out /tmp/plate --plate P1 --seed 0
     cellbench evaluate-segmentation --images DIR --masks DIR --method classical --json out.json
     cellbench train-segmenter --backend stardist --images DIR --masks DIR --out DIR --epochs 5
+    cellbench rename --scheme phenix --to xyyzz DIR --dry-run
 
 `cellbench run` is what a container or a cluster job calls for one task. Exit status: 0 done or
 skipped, 1 failed, 2 bad config or arguments.
@@ -138,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--pretrained", help="fine-tune these weights instead of starting afresh")
     train.set_defaults(handler=_train_segmenter)
+
+    from cellbench.io.rename import add_rename_command
+
+    add_rename_command(commands)
     return parser
 
 

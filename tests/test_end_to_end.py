@@ -93,12 +93,12 @@ def test_a_corrupt_field_fails_alone_and_the_plate_goes_on(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     status = json.loads((tmp_path / "results" / "_status" / "segment" / "P1.json").read_text())
     assert status["state"] == "done"
-    assert list(status["details"]["field_errors"]) == [plate.fields[0].xyyzz]
+    assert list(status["details"]["field_errors"]) == [plate.fields[0].name]
     assert status["details"]["fields"] == len(plate.fields) - 1
     features = pd.read_parquet(tmp_path / "results" / "features" / "P1.parquet")
-    assert plate.fields[0].xyyzz not in set(features["Metadata_Field"])
+    assert plate.fields[0].name not in set(features["Metadata_Field"])
     assert features["Metadata_Field"].nunique() == len(plate.fields) - 1
     summary = (tmp_path / "results" / "report" / "accuracy.md").read_text()
-    assert f"- segment/P1 field {plate.fields[0].xyyzz}: " in summary
+    assert f"- segment/P1 field {plate.fields[0].name}: " in summary
     shown = submit(config_path, "--status").stdout
     assert "segment    1 partial" in shown and broken.name in shown

@@ -46,11 +46,36 @@ class SyntheticSource(StrictModel):
 
 
 class FieldsSource(StrictModel):
-    """A folder of plates: `<root>/<plate>/fields/X-YY-ZZ.tif` and `<root>/<plate>/layout.csv`."""
+    """Microscope fields on disk (TIFF or ND2), named by a scheme, with a plate layout.
+
+    A field is one multi-channel file, one file per channel, or one position of an ND2.
+    Plates are the subfolders of `root` (``plate_from: folder``; images in ``<plate>/fields/``
+    or ``<plate>/``, layout ``<plate>/layout.csv`` or ``.xlsx``), the scheme's ``plate`` group
+    (``plate_from: scheme``), or `root` itself (``plate_from: root``).
+    """
 
     source: Literal["fields"] = "fields"
-    root: Path = Field(description="folder with one subfolder per plate")
-    plates: list[str] | None = Field(None, description="plates to use; default: every subfolder")
+    root: Path = Field(description="the folder of plates (or of one plate's images)")
+    plate_from: Literal["folder", "scheme", "root"] = "folder"
+    plates: list[str] | None = Field(None, description="plates to use; default: all found")
+    scheme: str = Field(
+        "xyyzz",
+        description="file-name scheme: xyyzz, phenix, bbbc021_image or a regex with named "
+        "groups (well or row + column, site, channel when one file holds one channel, plate)",
+    )
+    suffixes: list[str] = Field(
+        default_factory=lambda: [".tif", ".tiff", ".nd2"], description="image file endings"
+    )
+    channel_map: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="config channel -> the file's channel name, the scheme's channel token "
+        "(one file per channel) or an index; unmapped names are looked up as they are",
+    )
+    layout: Path | None = Field(
+        None, description="one layout (CSV or Excel) for every plate; default: each plate's own"
+    )
+    z: Literal["max"] | int = Field("max", description="Z stacks: max projection or a plane")
+    t: int = Field(0, ge=0, description="time point of time series")
 
     @field_validator("root")
     @classmethod
@@ -256,7 +281,9 @@ class Config(StrictModel):
     crops: CropsConfig = Field(default_factory=CropsConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
-    models: list[ModelConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(
+        default_factory=list, description="none: an experiment that only segments and measures"
+    )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 

@@ -52,9 +52,9 @@ def crop_plate(
     segmented = set(stored_fields(label_store))
 
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
-        for field in (f for f in plate.fields if f.xyyzz in segmented):
+        for field in (f for f in plate.fields if f.name in segmented):
             image = read_field(plate, field, channels)
-            cells, nuclei = read_labels(label_store, field.xyyzz)
+            cells, nuclei = read_labels(label_store, field.name)
             table = measure_cells(cells, nuclei)
             keep = np.ones(len(table), bool)
             for spec in all_specs:
@@ -67,7 +67,7 @@ def crop_plate(
                 originals.append(crops[original_spec(background).kind][0])
                 original_masks.append(crops[original_spec(background).kind][1])
                 _collect_free_windows(
-                    image, cells, background, rng, field.xyyzz, free_windows, free_origins
+                    image, cells, background, rng, field.name, free_windows, free_origins
                 )
             yield _describe_cells(table, plate, field), crops
 
@@ -111,12 +111,12 @@ def _collect_free_windows(image, cells, background, rng, field_name, windows, or
 def _describe_cells(table: pd.DataFrame, plate: Plate, field) -> pd.DataFrame:
     """Add identifiers and the well's layout metadata to a field's cell table."""
     described = table.copy()
-    cell_ids = [f"{plate.name}_{field.xyyzz}_{label:04d}" for label in table["label"]]
+    cell_ids = [f"{plate.name}_{field.name}_{label:04d}" for label in table["label"]]
     described.insert(0, "cell_id", cell_ids)
     described.insert(1, "plate", plate.name)
     described.insert(2, "well", field.well)
     described.insert(3, "site", field.site)
-    described.insert(4, "field", field.xyyzz)
+    described.insert(4, "field", field.name)
     for key, value in plate.well_metadata(field.well).items():
         described[key] = value
     return described

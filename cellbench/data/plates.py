@@ -1,15 +1,19 @@
-"""Plates of fields, whatever their source: a folder on disk or the synthetic generator.
+"""Plates of fields, whatever their source: microscope files on disk or the synthetic generator.
 
-A plate folder holds ``fields/X-YY-ZZ.tif`` (one (C, Y, X) TIFF per field) and ``layout.csv``
-(well -> condition and other metadata). The synthetic source writes exactly that layout under
-the results tree on first use, so every stage reads real files either way.
+A plate is a list of fields, each made of one multi-channel file (TIFF or one position of an
+ND2) or of one single-channel file per channel, found by one directory scan and named by a
+scheme (`cellbench.io.naming`), plus a layout (well -> condition and other metadata). The
+synthetic source writes X-YY-ZZ TIFFs and a layout under the results tree on first use, then
+reads them like any folder.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,36 +22,72 @@ import pandas as pd
 from cellbench.config import Config, CropsSource, FieldsSource, SyntheticSource
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.io.atomic import temporary_path
-from cellbench.io.layout import read_layout_csv
-from cellbench.io.naming import FieldName, parse_many_xyyzz
-from cellbench.io.tiff import read_multichannel_tiff, select_channels
 from cellbench.paths import ResultsPaths
 
-FIELD_SUFFIX = ".tif"
+LAYOUT_NAMES = ("layout.csv", "layout.xlsx")
+
+
+@dataclass(frozen=True, order=True)
+class Field:
+    """One field of view: its name in the stores, well, site, and the files that hold it."""
+
+    name: str  # unique in the plate, e.g. "A-01-01"
+    well: str  # "A01", or "" when the names carry no well
+    site: str  # "01"
+    files: tuple[Path, ...]  # one multi-channel file, or one file per channel
+    channels: tuple[str, ...] = ()  # the channel token of each file, when one per channel
+    position: int | None = None  # the position in a multi-position ND2 file
 
 
 @dataclass(frozen=True)
 class Plate:
-    """One plate: its folder, its fields (sorted) and its layout indexed by well."""
+    """One plate: its folder, its fields (sorted by name) and its layout indexed by well."""
 
     name: str
     folder: Path
-    fields: list[FieldName]
+    fields: list[Field]
     layout: pd.DataFrame
+    source: FieldsSource = field(repr=False)
+    layout_report: dict = field(default_factory=dict)
 
-    def field_path(self, field: FieldName) -> Path:
-        """Path of a field's TIFF."""
-        return self.folder / "fields" / f"{field.xyyzz}{FIELD_SUFFIX}"
+    def field_path(self, item: Field) -> Path:
+        """The (first) file of a field."""
+        return item.files[0]
 
     def well_metadata(self, well: str) -> dict[str, str]:
         """Layout values of a well (empty when the layout does not list it)."""
         if well not in self.layout.index:
             return {}
-        return self.layout.loc[well].to_dict()
+        return {k: v for k, v in self.layout.loc[well].to_dict().items() if pd.notna(v)}
+
+
+def has_fields(config: Config) -> bool:
+    """Whether the source gives whole fields (to segment and measure), not pre-cut crops."""
+    return not isinstance(config.data.input, CropsSource)
+
+
+def fields_source(config: Config) -> FieldsSource:
+    """The folder source of the config; for a synthetic plate, the folder it is written to."""
+    source = config.data.input
+    if isinstance(source, FieldsSource):
+        return source
+    root = ResultsPaths(config.results_root).input_plate("x").parent
+    return FieldsSource.model_construct(
+        source="fields",
+        root=root,
+        plate_from="folder",
+        plates=source.plate_names,
+        scheme="xyyzz",
+        suffixes=[".tif"],
+        channel_map={},
+        layout=None,
+        z="max",
+        t=0,
+    )
 
 
 def list_plates(config: Config) -> list[str]:
-    """Names of the experiment's plates, without reading any image."""
+    """Names of the experiment's plates, from the config or one scan of the folder."""
     source = config.data.input
     if isinstance(source, SyntheticSource):
         return source.plate_names
@@ -57,66 +97,75 @@ def list_plates(config: Config) -> list[str]:
         return list_precut_plates(source)
     if source.plates is not None:
         return list(source.plates)
-    return sorted(p.name for p in source.root.iterdir() if (p / "fields").is_dir())
-
-
-def has_fields(config: Config) -> bool:
-    """Whether the source gives whole fields (to segment and measure), not pre-cut crops."""
-    return not isinstance(config.data.input, CropsSource)
-
-
-def plate_folder(config: Config, plate: str) -> Path:
-    """Folder of a plate (for a synthetic source, where it is or will be generated)."""
-    source = config.data.input
-    if isinstance(source, FieldsSource):
-        return source.root / plate
-    return ResultsPaths(config.results_root).input_plate(plate)
+    if source.plate_from == "root":
+        return [source.root.name]
+    if source.plate_from == "folder":
+        return sorted(
+            p.name for p in os.scandir(source.root) if p.is_dir() and _images(source, Path(p.path))
+        )
+    return sorted({entry["plate"] for entry in _parse(source, source.root)})
 
 
 def open_plate(config: Config, plate: str) -> Plate:
-    """Open a plate, generating it first when the source is synthetic and it is not there yet.
+    """Open a plate (generating it first when the source is synthetic).
 
     Raises
     ------
     InputMissing
-        The plate folder or its fields are absent.
+        The plate has no image file.
     CellbenchError
-        A field name does not follow the X-YY-ZZ scheme (all bad names listed).
+        File names that do not follow the scheme (all listed), or a bad layout.
     """
     source = config.data.input
-    folder = plate_folder(config, plate)
     if isinstance(source, SyntheticSource):
-        ensure_synthetic_plate(source, plate, folder)
-    field_dir = folder / "fields"
-    if not field_dir.is_dir():
-        raise InputMissing(f"{field_dir}: plate {plate!r} has no fields folder")
-    stems = sorted(
-        p.name[: -len(FIELD_SUFFIX)]
-        for p in os.scandir(field_dir)
-        if p.name.endswith(FIELD_SUFFIX) and not p.name.startswith(".")
-    )
-    if not stems:
-        raise InputMissing(f"{field_dir}: no {FIELD_SUFFIX} fields")
-    fields = sorted(parse_many_xyyzz(stems))
-    layout = read_layout_csv(folder / "layout.csv")
-    return Plate(name=plate, folder=folder, fields=fields, layout=layout)
+        ensure_synthetic_plate(source, plate, ResultsPaths(config.results_root).input_plate(plate))
+    folder_source = fields_source(config)
+    folder = _plate_folder(folder_source, plate)
+    entries = _parse(folder_source, _image_folder(folder_source, folder))
+    if folder_source.plate_from == "scheme":
+        entries = [e for e in entries if e["plate"] == plate]
+    if not entries:
+        raise InputMissing(f"{folder}: no image of plate {plate!r}")
+    fields = _group_fields(entries)
+    layout, report = _layout(folder_source, folder, {f.well for f in fields if f.well})
+    return Plate(plate, folder, fields, layout, folder_source, report)
 
 
-def read_field(plate: Plate, field: FieldName, channels: list[str]) -> np.ndarray:
+def read_field(plate: Plate, item: Field, channels: list[str]) -> np.ndarray:
     """Read the named channels of one field, in that order.
 
     Returns
     -------
     (C, Y, X) ndarray
-        Raw intensities in the file's dtype (uint16 for microscopy).
+        Raw intensities in the file's dtype.
+
+    Raises
+    ------
+    CellbenchError
+        A file cannot be read, or a channel is not found; the message names the file.
     """
-    path = plate.field_path(field)
-    image, names = read_multichannel_tiff(path)
-    if names is None:
-        raise CellbenchError(
-            f"{path}: the file does not name its channels; cannot select {channels} by name"
-        )
-    return select_channels(image, names, channels, path)
+    from cellbench.io.tiff import map_channels, read_channel_files, read_tiff
+
+    source = plate.source
+    if item.channels:  # one file per channel
+        paths = []
+        for name in channels:
+            token = str(source.channel_map.get(name, name))
+            if token not in item.channels:
+                raise CellbenchError(
+                    f"field {item.name} of plate {plate.name}: no file for channel {name!r} "
+                    f"(token {token!r}); it has {list(item.channels)} ({item.files[0].parent})"
+                )
+            paths.append(item.files[item.channels.index(token)])
+        return read_channel_files(paths, channels, z=source.z, t=source.t).image
+    path = item.files[0]
+    if path.suffix.lower() == ".nd2":
+        from cellbench.io.nd2 import read_nd2
+
+        image = read_nd2(path, z=source.z, t=source.t)[item.position or 0]
+    else:
+        image = read_tiff(path, z=source.z, t=source.t)
+    return map_channels(image, channels, source.channel_map or None)
 
 
 def ensure_synthetic_plate(source: SyntheticSource, plate: str, folder: Path) -> None:
@@ -148,3 +197,113 @@ def ensure_synthetic_plate(source: SyntheticSource, plate: str, folder: Path) ->
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# --- finding fields ----------------------------------------------------------------------------
+
+
+def _plate_folder(source: FieldsSource, plate: str) -> Path:
+    return source.root / plate if source.plate_from == "folder" else source.root
+
+
+def _image_folder(source: FieldsSource, folder: Path) -> Path:
+    return folder / "fields" if (folder / "fields").is_dir() else folder
+
+
+def _images(source: FieldsSource, folder: Path) -> list[str]:
+    """Image file names in a plate folder (one scan)."""
+    folder = _image_folder(source, folder)
+    suffixes = tuple(s.lower() for s in source.suffixes)
+    return sorted(
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_file()
+        and entry.name.lower().endswith(suffixes)
+        and not entry.name.startswith(".")
+    )
+
+
+def _parse(source: FieldsSource, folder: Path) -> list[dict]:
+    """Parse every image name of a folder with the scheme (all bad names in one error)."""
+    from cellbench.io.naming import parse_names, well_name
+
+    names = _images(source, folder)
+    stems = [os.path.splitext(name)[0] for name in names]
+    parsed = parse_names(stems, source.scheme)
+    entries = []
+    for name, groups in zip(names, parsed, strict=True):
+        has_well = "well" in groups or ("row" in groups and "column" in groups)
+        entries.append(
+            {
+                "path": folder / name,
+                "plate": groups.get("plate") or folder.name,
+                "well": well_name(groups) if has_well else "",
+                "site": groups.get("site") or "1",
+                "channel": groups.get("channel"),
+            }
+        )
+    return entries
+
+
+def _group_fields(entries: list[dict]) -> list[Field]:
+    """Group per-channel files into fields; expand multi-position ND2 files."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for entry in entries:
+        groups[(entry["well"], entry["site"])].append(entry)
+    fields = []
+    for (well, site), members in groups.items():
+        name = _field_name(well, site)
+        if members[0]["channel"] is not None:
+            members = sorted(members, key=lambda e: e["channel"])
+            tokens = [e["channel"] for e in members]
+            if len(set(tokens)) != len(tokens):
+                raise CellbenchError(
+                    f"field {name}: several files for one channel: "
+                    f"{[str(e['path']) for e in members]}"
+                )
+            fields.append(Field(name, well, site, tuple(e["path"] for e in members), tuple(tokens)))
+        elif len(members) > 1:
+            raise CellbenchError(
+                f"field {name}: several files {[str(e['path']) for e in members]} "
+                "and no channel group in the scheme to tell them apart"
+            )
+        elif members[0]["path"].suffix.lower() == ".nd2":
+            fields += _nd2_positions(name, well, site, members[0]["path"])
+        else:
+            fields.append(Field(name, well, site, (members[0]["path"],)))
+    return sorted(fields)
+
+
+def _nd2_positions(name: str, well: str, site: str, path: Path) -> list[Field]:
+    import nd2
+
+    try:
+        with nd2.ND2File(path) as handle:
+            positions = handle.sizes.get("P", 1)
+    except Exception as exc:  # corrupt files raise many exception types
+        raise CellbenchError(f"{path}: cannot read ND2: {type(exc).__name__}: {exc}") from exc
+    if positions == 1:
+        return [Field(name, well, site, (path,), position=0)]
+    return [Field(f"{name}_p{p:02d}", well, site, (path,), position=p) for p in range(positions)]
+
+
+def _field_name(well: str, site: str) -> str:
+    """``A-01-03`` for a well and a numeric site; otherwise the parts joined by ``_``."""
+    match = re.fullmatch(r"([A-P])(\d{2})", well)
+    digits = re.sub(r"\D", "", site)
+    if match and digits:
+        return f"{match[1]}-{match[2]}-{int(digits):02d}"
+    return "_".join(part for part in (well, site) if part)
+
+
+def _layout(source: FieldsSource, folder: Path, wells: set[str]) -> tuple[pd.DataFrame, dict]:
+    """The plate's layout (empty without one) and how it compares with the imaged wells."""
+    from cellbench.io.layout import check_layout, read_layout
+
+    path = source.layout
+    if path is None:
+        path = next((folder / n for n in LAYOUT_NAMES if (folder / n).exists()), None)
+    if path is None:
+        return pd.DataFrame(index=pd.Index([], name="well")), {}
+    layout = read_layout(path)
+    return layout, check_layout(layout, wells, str(path)) if wells else {}

@@ -30,9 +30,23 @@ class StagePlan:
         return len(self.tasks) - len(self.todo)
 
 
+# The stages whose outputs a stage reads (crop and features both read the segmentation).
+PREREQUISITES = {
+    "segment": [],
+    "crop": ["segment"],
+    "features": ["segment"],
+    "train": ["segment", "features"],
+    "evaluate": ["segment", "features", "train"],
+    "aggregate": ["segment", "crop", "features", "train", "evaluate"],
+}
+
+
 def stages_for(stage: str) -> list[str]:
-    """The stages that `--stage` names: one, or every stage in order for ``all``."""
-    return list(STAGES) if stage == ALL else [stage]
+    """The stages that `--stage` names: all of them, or one and those it reads from.
+
+    Prerequisites with nothing to do are planned with no task and cost nothing.
+    """
+    return list(STAGES) if stage == ALL else [*PREREQUISITES[stage], stage]
 
 
 def plan(
@@ -57,7 +71,9 @@ def plan(
     plans: list[StagePlan] = []
     for name in stages_for(stage):
         tasks = list_tasks(config, name)
-        if force:
+        if name != stage and stage != ALL:
+            todo = {t for t in tasks if not is_task_done(config, name, t)}  # prerequisites
+        elif force:
             todo = set(tasks)
         elif only is not None:
             todo = set(only.get(name, ())) & set(tasks)

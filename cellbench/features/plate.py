@@ -27,17 +27,17 @@ def measure_plate(
     """
     tables = []
     segmented = set(stored_fields(label_store))
-    for field in (f for f in plate.fields if f.xyyzz in segmented):
+    for field in (f for f in plate.fields if f.name in segmented):
         image = read_field(plate, field, channels)
-        cells, nuclei = read_labels(label_store, field.xyyzz)
+        cells, nuclei = read_labels(label_store, field.name)
         features = measure_field(image, cells, nuclei, channels, regions)
         labels = features.pop("label")
         metadata = {
-            metadata_column("cell_id"): [f"{plate.name}_{field.xyyzz}_{v:04d}" for v in labels],
+            metadata_column("cell_id"): [f"{plate.name}_{field.name}_{v:04d}" for v in labels],
             metadata_column("plate"): plate.name,
             metadata_column("well"): field.well,
             metadata_column("site"): field.site,
-            metadata_column("field"): field.xyyzz,
+            metadata_column("field"): field.name,
             metadata_column("label"): labels,
         }
         for key, value in plate.well_metadata(field.well).items():

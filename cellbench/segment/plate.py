@@ -48,10 +48,10 @@ def segment_plate(
             names, images = [], []
             for field in plate.fields[start : start + BATCH_FIELDS]:
                 try:
-                    images.append(_checked(read_field(plate, field, channels), field.xyyzz))
-                    names.append(field.xyyzz)
+                    images.append(_checked(read_field(plate, field, channels), field.name))
+                    names.append(field.name)
                 except CellbenchError as exc:
-                    errors[field.xyyzz] = str(exc)
+                    errors[field.name] = str(exc)
                     log.warning("segment %s: %s", plate.name, exc)
             if not images:
                 continue
@@ -76,6 +76,7 @@ def segment_plate(
         "cells": n_cells,
         "field_errors": errors,
         "field_warnings": warnings,
+        "layout_problems": {key: wells for key, wells in plate.layout_report.items() if wells},
     }
 
 

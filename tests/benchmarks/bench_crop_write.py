@@ -47,7 +47,7 @@ def load_fields(plate, label_store: Path) -> list[tuple]:
     fields = []
     for field in plate.fields:
         image = read_field(plate, field, CHANNELS)
-        cells, nuclei = read_labels(label_store, field.xyyzz)
+        cells, nuclei = read_labels(label_store, field.name)
         fields.append((field, image, cells, nuclei, measure_cells(cells, nuclei)))
     return fields
 
@@ -69,7 +69,7 @@ def baseline_tiffs(fields: list[tuple], out: Path) -> int:
                 if spec.masked:
                     labels = cells if spec.centred_on == "cell" else nuclei
                     crop *= labels[y0 : y0 + spec.size_px, x0 : x0 + spec.size_px] == row.label
-                path = out / spec.kind / f"{field.xyyzz}_{row.label:04d}.tif"
+                path = out / spec.kind / f"{field.name}_{row.label:04d}.tif"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tifffile.imwrite(path, crop)
             count += 1
@@ -82,7 +82,7 @@ def cellbench_store(fields: list[tuple], path: Path, codec: str) -> int:
     def batches():
         for field, image, cells, nuclei, table in fields:
             crops = {spec.kind: crop_cells(image, cells, nuclei, table, spec) for spec in SPECS}
-            yield table.assign(cell_id=[f"{field.xyyzz}_{v}" for v in table["label"]]), crops
+            yield table.assign(cell_id=[f"{field.name}_{v}" for v in table["label"]]), crops
 
     table = write_crop_store(
         path,

@@ -95,7 +95,7 @@ def test_cell_free_backgrounds_hold_no_cell(store):
     cells = read_cells(path)
     _, masks = read_crops(path, "bg_original")
     free, _ = read_crops(path, "bg_cell_free")
-    fields = {f.xyyzz: f for f in plate.fields}
+    fields = {f.name: f for f in plate.fields}
     for i, origin in enumerate(cells["donor_cell_free"][:20]):
         name, corner = origin.split("@")
         top, left = (int(v) for v in corner.strip("()").split(","))

@@ -70,7 +70,7 @@ def test_every_crop_equals_its_field_window(crop_store, kind):
     crops, masks = read_crops(path, kind)
     checked = 0
     for field_name, rows in cells.groupby("field"):
-        field = next(f for f in plate.fields if f.xyyzz == field_name)
+        field = next(f for f in plate.fields if f.name == field_name)
         image = read_field(plate, field, config.data.channels)
         cell_labels, nucleus_labels = read_labels(paths.label_store("P1"), field_name)
         for i, row in rows.iterrows():

@@ -18,7 +18,7 @@ def field(segmented_plate):
     config, plate = segmented_plate
     first = plate.fields[0]
     image = read_field(plate, first, CHANNELS)
-    cells, nuclei = read_labels(ResultsPaths(config.results_root).label_store("P1"), first.xyyzz)
+    cells, nuclei = read_labels(ResultsPaths(config.results_root).label_store("P1"), first.name)
     return image, cells, nuclei
 
 
@@ -69,7 +69,7 @@ def test_plate_table_has_metadata_and_one_row_per_cell(segmented_plate, tmp_path
     counts = measure_plate(plate, labels, CHANNELS, REGIONS, path)
     table = pd.read_parquet(path)
     assert len(table) == counts["cells"]
-    n_cells = sum(len(np.unique(read_labels(labels, f.xyyzz)[0])) - 1 for f in plate.fields)
+    n_cells = sum(len(np.unique(read_labels(labels, f.name)[0])) - 1 for f in plate.fields)
     assert len(table) == n_cells
     for column in [
         "Metadata_CellId",

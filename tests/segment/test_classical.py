@@ -31,12 +31,12 @@ def match_f1(truth: np.ndarray, predicted: np.ndarray, threshold: float = 0.5) -
 def test_segmentation_recovers_synthetic_truth(segmented_plate):
     config, plate = segmented_plate
     store = ResultsPaths(config.results_root).label_store("P1")
-    assert stored_fields(store) == [f.xyyzz for f in plate.fields]
+    assert stored_fields(store) == [f.name for f in plate.fields]
     scores = {"cells": [], "nuclei": []}
     for field in plate.fields:
-        cells, nuclei = read_labels(store, field.xyyzz)
-        true_cells = tifffile.imread(plate.folder / "truth" / f"{field.xyyzz}_cells.tif")
-        true_nuclei = tifffile.imread(plate.folder / "truth" / f"{field.xyyzz}_nuclei.tif")
+        cells, nuclei = read_labels(store, field.name)
+        true_cells = tifffile.imread(plate.folder / "truth" / f"{field.name}_cells.tif")
+        true_nuclei = tifffile.imread(plate.folder / "truth" / f"{field.name}_nuclei.tif")
         # Compare only cells away from the border (and their nuclei): segmentation drops the rest.
         true_cells = clear_border(true_cells)
         true_nuclei = np.where(np.isin(true_nuclei, true_cells), true_nuclei, 0)
@@ -49,7 +49,7 @@ def test_segmentation_recovers_synthetic_truth(segmented_plate):
 def test_nucleus_carries_its_cell_label(segmented_plate):
     config, plate = segmented_plate
     store = ResultsPaths(config.results_root).label_store("P1")
-    cells, nuclei = read_labels(store, plate.fields[0].xyyzz)
+    cells, nuclei = read_labels(store, plate.fields[0].name)
     assert cells.dtype == np.int32 and nuclei.dtype == np.int32
     inside = nuclei > 0
     assert np.all(cells[inside] == nuclei[inside])
@@ -59,7 +59,7 @@ def test_nucleus_carries_its_cell_label(segmented_plate):
 def test_border_objects_are_removed(segmented_plate):
     config, plate = segmented_plate
     cells, _ = read_labels(
-        ResultsPaths(config.results_root).label_store("P1"), plate.fields[0].xyyzz
+        ResultsPaths(config.results_root).label_store("P1"), plate.fields[0].name
     )
     edges = np.concatenate([cells[0], cells[-1], cells[:, 0], cells[:, -1]])
     assert np.all(edges == 0)
