@@ -243,12 +243,20 @@ def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
     record = read_submissions(config_from_dict(raw), "segment")
     arrays = sorted({entry["job_id"].split("_")[0] for entry in record.values()})
     assert len(record) == 3 and len(arrays) == 2  # 3 tasks, at most 2 per array
-    tres = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-o", "JobID,AllocTRES", "-j", ",".join(arrays)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    lines = [line for line in tres.splitlines() if line.strip()]
+
+    job_ids = {entry["job_id"] for entry in record.values()}  # a 1-task chunk is a plain job
+
+    def accounted():  # slurmdbd records array elements a moment after they end
+        tres = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,AllocTRES", "-j", ",".join(arrays)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        lines = [line for line in tres.splitlines() if line.split("|")[0] in job_ids]
+        return lines if len(lines) == 3 else None
+
+    lines = wait_until(accounted, 60, "sacct to list the three array elements", poll_s=1)
+    tres = "\n".join(lines)
     assert len(lines) == 3 and all("gres/gpu=1" in line for line in lines), tres
     assert "segment    3 done" in submit(config_path, "--status").stdout
