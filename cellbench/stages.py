@@ -324,6 +324,7 @@ def _run_features(config: Config, plate: str) -> dict:
         config.data.channels,
         config.features.regions,
         paths.feature_table(plate),
+        config.features.texture,
     )
 
 

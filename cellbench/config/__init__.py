@@ -38,6 +38,7 @@ from cellbench.config.schema import (
     SplitConfig,
     SyntheticSource,
     TableJoin,
+    TextureConfig,
     default_data_root,
 )
 from cellbench.config.segmentation import (
@@ -79,6 +80,7 @@ __all__ = [
     "StageName",
     "SyntheticSource",
     "TableJoin",
+    "TextureConfig",
     "config_from_dict",
     "default_data_root",
     "load_config",

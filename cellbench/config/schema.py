@@ -215,11 +215,22 @@ class CropsConfig(StrictModel):
     )
 
 
+class TextureConfig(StrictModel):
+    """Grey-level co-occurrence (GLCM) texture of each region and channel."""
+
+    distances_px: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1])
+    angles_deg: list[float] = Field(default_factory=lambda: [0.0])
+    levels: int = Field(32, ge=2, le=256, description="grey levels after per-object scaling")
+
+
 class FeaturesConfig(StrictModel):
     """Handcrafted features per cell."""
 
     regions: list[Literal["Nucleus", "Cytoplasm", "Cell"]] = Field(
         default_factory=lambda: ["Nucleus", "Cytoplasm", "Cell"], min_length=1
+    )
+    texture: TextureConfig | None = Field(
+        default_factory=TextureConfig, description="null: no texture features"
     )
 
 

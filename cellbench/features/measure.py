@@ -61,6 +61,7 @@ def measure_field(
     nuclei: np.ndarray,
     channel_names: list[str],
     regions: list[str],
+    texture=None,
 ) -> pd.DataFrame:
     """Measure every cell of one field.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellbench.config import TextureConfig
 from cellbench.data.plates import Plate, read_field
 from cellbench.features.measure import measure_field, metadata_column
 from cellbench.io.atomic import atomic_path
@@ -16,7 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def measure_plate(
-    plate: Plate, label_store: Path, channels: list[str], regions: list[str], path: Path
+    plate: Plate,
+    label_store: Path,
+    channels: list[str],
+    regions: list[str],
+    path: Path,
+    texture: TextureConfig | None = None,
 ) -> dict:
     """Measure every cell of `plate` and write one Parquet row per cell at `path`.
 
@@ -30,7 +36,7 @@ def measure_plate(
     for field in (f for f in plate.fields if f.name in segmented):
         image = read_field(plate, field, channels)
         cells, nuclei = read_labels(label_store, field.name)
-        features = measure_field(image, cells, nuclei, channels, regions)
+        features = measure_field(image, cells, nuclei, channels, regions, texture)
         labels = features.pop("label")
         metadata = {
             metadata_column("cell_id"): [f"{plate.name}_{field.name}_{v:04d}" for v in labels],
