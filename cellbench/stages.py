@@ -101,13 +101,23 @@ def task_hash(config: Config, stage: str, task: str) -> str:
     dumped = config.model_dump(mode="json")
     sections = {
         "segment": ["data", "segmentation"],
-        "crop": ["data", "segmentation", "crops"],
-        "features": ["data", "segmentation", "features"],
-        "aggregate": ["data", "segmentation", "features", "split", "models", "seeds"],
+        "crop": ["data", "segmentation", "crops", "ground_truth"],
+        "features": ["data", "segmentation", "features", "ground_truth"],
+        "aggregate": [
+            "data",
+            "segmentation",
+            "features",
+            "ground_truth",
+            "split",
+            "models",
+            "seeds",
+        ],
     }
     if stage in ("train", "evaluate"):
         model, seed = parse_model_task(task)
-        payload = {k: dumped[k] for k in ("data", "segmentation", "features", "split")}
+        payload = {
+            k: dumped[k] for k in ("data", "segmentation", "features", "ground_truth", "split")
+        }
         payload["model"] = config.model(model).model_dump(mode="json")
         payload["seed"] = seed
     else:
@@ -294,6 +304,7 @@ def _run_crop(config: Config, plate: str) -> dict:
         compression=config.crops.compression,
         background=config.crops.background,
         label_column=config.data.label_column,
+        ground_truth=_marker_setup(config),
     )
 
 
@@ -325,6 +336,18 @@ def _run_features(config: Config, plate: str) -> dict:
         config.features.regions,
         paths.feature_table(plate),
         config.features.texture,
+        _marker_setup(config),
+    )
+
+
+def _marker_setup(config: Config):
+    """Ground-truth settings with the channels they read, or None."""
+    if config.ground_truth is None:
+        return None
+    from cellbench.features.ground_truth import MarkerSetup
+
+    return MarkerSetup(
+        config.ground_truth, config.data.marker_channels, config.segmentation.nucleus_channel
     )
 
 

@@ -234,6 +234,35 @@ class FeaturesConfig(StrictModel):
     )
 
 
+class AutoThreshold(StrictModel):
+    """Two classes split by Otsu's threshold on the per-cell mean of one marker."""
+
+    marker: str
+    classes: tuple[str, str] = Field(description="(below the threshold, above it)")
+
+
+class GroundTruthConfig(StrictModel):
+    """Per-cell classes from marker channels, measured in each cell's nucleus (or cell).
+
+    A rule is an expression over ``<marker>_mean``, ``<marker>_median``, ``<marker>_max``,
+    ``nucleus_area`` and ``dna_mean``, e.g. ``"EdU_mean > 600 and BrdU_mean < 300"``. A cell
+    that matches no rule, or more than one, or fails the quality filters, is ``undefined``.
+    """
+
+    region: Literal["Nucleus", "Cell"] = "Nucleus"
+    rules: dict[str, str] = Field(default_factory=dict, description="class -> expression")
+    auto: AutoThreshold | None = Field(None, description="instead of rules: Otsu on one marker")
+    min_nucleus_area_px: float = Field(0, ge=0, description="quality filter")
+    min_dna_mean: float = Field(0, ge=0, description="quality filter on the DNA channel")
+    column: str = Field("ground_truth", description="name of the class column")
+
+    @model_validator(mode="after")
+    def _rules_or_auto(self) -> GroundTruthConfig:
+        if bool(self.rules) == (self.auto is not None):
+            raise ValueError("give either rules or auto, not both or neither")
+        return self
+
+
 class SplitConfig(StrictModel):
     """How cells are divided into train / validation / test, by whole groups."""
 
@@ -291,6 +320,9 @@ class Config(StrictModel):
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     crops: CropsConfig = Field(default_factory=CropsConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    ground_truth: GroundTruthConfig | None = Field(
+        None, description="classes from the marker channels (data.marker_channels)"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     models: list[ModelConfig] = Field(
         default_factory=list, description="none: an experiment that only segments and measures"
@@ -308,6 +340,13 @@ class Config(StrictModel):
             raise ValueError("seeds: duplicate seeds")
         channels = self.data.channels
         seg = self.segmentation
+        if self.ground_truth is not None:
+            markers = self.data.marker_channels
+            if self.ground_truth.auto and self.ground_truth.auto.marker not in markers:
+                raise ValueError(
+                    f"ground_truth.auto.marker: {self.ground_truth.auto.marker!r} is not in "
+                    f"data.marker_channels {markers}"
+                )
         if isinstance(self.data.input, CropsSource):
             return self  # pre-cut crops are not segmented
         for key, wanted in [

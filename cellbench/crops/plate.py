@@ -15,6 +15,7 @@ from cellbench.crops.experiments import experiment_kinds, original_spec
 from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure_cells
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
+from cellbench.features.ground_truth import MarkerSetup
 from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,12 @@ def crop_plate(
     compression: str | None,
     background: BackgroundConfig | None = None,
     label_column: str = "condition",
+    ground_truth: MarkerSetup | None = None,
 ) -> dict:
     """Crop every cell of every field (each field read once) into the store at `path`.
 
-    With `background`, also the background-confound experiments of the plate.
+    With `background`, also the background-confound experiments of the plate; with
+    `ground_truth`, each cell's class from the marker channels goes into ``/cells``.
 
     Returns
     -------
@@ -53,9 +56,15 @@ def crop_plate(
 
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
         for field in (f for f in plate.fields if f.name in segmented):
-            image = read_field(plate, field, channels)
+            markers = ground_truth.markers if ground_truth else []
+            everything = read_field(plate, field, [*channels, *markers])
+            image = everything[: len(channels)]
             cells, nuclei = read_labels(label_store, field.name)
             table = measure_cells(cells, nuclei)
+            if ground_truth:
+                classes = ground_truth.classify(everything, channels, cells, nuclei)
+                column = ground_truth.settings.column
+                table[column] = classes.set_index("label").loc[table["label"], column].to_numpy()
             keep = np.ones(len(table), bool)
             for spec in all_specs:
                 if spec.border == "drop":

@@ -65,4 +65,8 @@ def ingest_precut_plate(
     )
     counts = table[label_column].value_counts().sort_index() if label_column in table else {}
     log.info("crop %s: %d pre-cut crops into %s", plate, len(table), path)
-    return {"cells": len(table), "class_counts": {str(k): int(v) for k, v in dict(counts).items()}}
+    return {
+        "cells": len(table),
+        "class_counts": {str(k): int(v) for k, v in dict(counts).items()},
+        "class_column": label_column,
+    }

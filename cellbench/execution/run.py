@@ -116,11 +116,13 @@ def _run_stage(
 def _echo_class_counts(config: Config, results: list[TaskResult], echo) -> None:
     """Print the cells per class over a stage's tasks, when its tasks count them."""
     totals: Counter = Counter()
+    column = config.data.label_column
     for result in results:
         totals.update(result.details.get("class_counts", {}))
+        column = result.details.get("class_column", column)
     if not totals:
         return
     width = max(len(name) for name in totals)
-    echo(f"cells per {config.data.label_column} ({sum(totals.values())} in all):")
+    echo(f"cells per {column} ({sum(totals.values())} in all):")
     for name, count in sorted(totals.items(), key=lambda item: -item[1]):
         echo(f"  {name:<{width}}  {count:>7}")

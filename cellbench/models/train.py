@@ -27,7 +27,10 @@ def load_feature_tables(paths: list, label_column: str) -> pd.DataFrame:
     label = metadata_column(label_column)
     if label not in table.columns:
         raise KeyError(f"feature tables have no {label!r} column (data.label_column)")
-    return table[table[label].notna()].reset_index(drop=True)
+    from cellbench.features.ground_truth import UNDEFINED
+
+    keep = table[label].notna() & (table[label].astype(str) != UNDEFINED)
+    return table[keep].reset_index(drop=True)
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -1,0 +1,169 @@
+"""Ground truth from marker channels: each cell's class from rules on its marker intensities.
+
+As in the nucleocentric workflow, markers (e.g. EdU and BrdU from a second staining round, or
+phospho-histone H3 for mitosis) are measured in each cell's nucleus, quality filters drop
+doubtful nuclei, and rules such as ``"EdU_mean > 600 and BrdU_mean < 300"`` name the class. A
+cell matching no rule or several, or failing a filter, is ``undefined`` and left out of
+training. Instead of rules, Otsu's threshold on one marker's per-cell mean splits two classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from skimage.filters import threshold_otsu
+
+from cellbench.config import GroundTruthConfig
+from cellbench.errors import CellbenchError
+
+UNDEFINED = "undefined"
+
+
+@dataclass(frozen=True)
+class MarkerSetup:
+    """What a stage needs to classify cells: the settings, the marker channels, the DNA channel."""
+
+    settings: GroundTruthConfig
+    markers: list[str]
+    dna_channel: str
+
+    def classify(self, image: np.ndarray, channels: list[str], cells, nuclei) -> pd.DataFrame:
+        """`classify_field` of a (C, Y, X) image holding `channels` then the markers."""
+        return classify_field(
+            image,
+            [*channels, *self.markers],
+            self.markers,
+            self.dna_channel,
+            cells,
+            nuclei,
+            self.settings,
+        )
+
+
+def marker_table(
+    markers: np.ndarray,
+    marker_names: list[str],
+    dna: np.ndarray,
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    region: str = "Nucleus",
+) -> pd.DataFrame:
+    """Per cell: ``<marker>_mean``, ``_median``, ``_max``, ``nucleus_area`` and ``dna_mean``.
+
+    Parameters
+    ----------
+    markers : (M, Y, X) ndarray
+        The marker channels (aligned to the segmentation).
+    marker_names : list of str
+    dna : (Y, X) ndarray
+        The DNA channel, for the quality filters.
+    cells, nuclei : (Y, X) ndarray of int
+        Label images; a nucleus carries its cell's label.
+    region : {"Nucleus", "Cell"}
+        Where the markers are measured.
+
+    Returns
+    -------
+    DataFrame
+        One row per cell label (column ``label``); NaN for a cell without a nucleus.
+    """
+    labels = np.unique(cells[cells > 0])
+    where = nuclei if region == "Nucleus" else cells
+    size = int(cells.max()) + 1
+    flat = where.ravel()
+    area = np.bincount(flat, minlength=size).astype(float)
+    nucleus_area = np.bincount(nuclei.ravel(), minlength=size).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = {
+            "label": labels,
+            "nucleus_area": nucleus_area[labels],
+            "dna_mean": _mean(dna, nuclei, size)[labels],
+        }
+        for name, channel in zip(marker_names, markers, strict=True):
+            table[f"{name}_mean"] = (
+                np.bincount(flat, channel.ravel().astype(float), minlength=size) / area
+            )[labels]
+            table[f"{name}_median"], table[f"{name}_max"] = _median_max(channel, where, labels)
+    return pd.DataFrame(table)
+
+
+def assign_classes(table: pd.DataFrame, settings: GroundTruthConfig) -> pd.Series:
+    """The class of every row of a `marker_table` (``undefined`` where none applies)."""
+    passes = (table["nucleus_area"] >= settings.min_nucleus_area_px) & (
+        table["dna_mean"] >= settings.min_dna_mean
+    )
+    classes = pd.Series(UNDEFINED, index=table.index, dtype=object)
+    if settings.auto is not None:
+        values = table[f"{settings.auto.marker}_mean"]
+        usable = passes & values.notna()
+        if usable.sum() < 2 or values[usable].nunique() < 2:
+            return classes
+        threshold = threshold_otsu(values[usable].to_numpy())
+        low, high = settings.auto.classes
+        classes[usable] = np.where(values[usable] > threshold, high, low)
+        return classes
+    matches = pd.DataFrame(
+        {name: _evaluate(table, rule, name) for name, rule in settings.rules.items()}
+    )
+    single = (matches.sum(axis=1) == 1) & passes
+    classes[single] = matches[single].idxmax(axis=1)
+    return classes
+
+
+def _evaluate(table: pd.DataFrame, rule: str, name: str) -> pd.Series:
+    """A rule's truth per row; a NaN value never matches."""
+    try:
+        result = table.eval(rule)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise CellbenchError(
+            f"ground_truth.rules.{name}: cannot evaluate {rule!r} ({exc}); variables: "
+            f"{[c for c in table.columns if c != 'label']}"
+        ) from None
+    return pd.Series(result, index=table.index).fillna(False).astype(bool)
+
+
+def _mean(channel: np.ndarray, labels: np.ndarray, size: int) -> np.ndarray:
+    counts = np.bincount(labels.ravel(), minlength=size).astype(float)
+    sums = np.bincount(labels.ravel(), channel.ravel().astype(float), minlength=size)
+    return sums / counts
+
+
+def _median_max(channel: np.ndarray, where: np.ndarray, labels: np.ndarray):
+    """Median and maximum of `channel` over each label's pixels (NaN for an empty label)."""
+    mask = where > 0
+    values, owners = channel[mask].astype(float), where[mask]
+    order = np.lexsort((values, owners))
+    values, owners = values[order], owners[order]
+    starts = np.searchsorted(owners, labels, side="left")
+    ends = np.searchsorted(owners, labels, side="right")
+    counts = ends - starts
+    median = np.full(len(labels), np.nan)
+    maximum = np.full(len(labels), np.nan)
+    present = counts > 0
+    low = starts[present] + (counts[present] - 1) // 2
+    high = starts[present] + counts[present] // 2
+    median[present] = (values[low] + values[high]) / 2
+    maximum[present] = values[ends[present] - 1]
+    return median, maximum
+
+
+def classify_field(
+    image: np.ndarray,
+    channel_names: list[str],
+    markers: list[str],
+    dna_channel: str,
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    settings: GroundTruthConfig,
+) -> pd.DataFrame:
+    """Marker measurements and the class of every cell of one field.
+
+    `image` holds the stains and the markers, named by `channel_names`.
+    """
+    marker_stack = image[[channel_names.index(m) for m in markers]]
+    dna = image[channel_names.index(dna_channel)]
+    table = marker_table(marker_stack, markers, dna, cells, nuclei, settings.region)
+    table[settings.column] = assign_classes(table, settings).to_numpy()
+    return table
