@@ -30,8 +30,18 @@ class MarkerSetup:
     dna_channel: str
 
     def classify(self, image: np.ndarray, channels: list[str], cells, nuclei) -> pd.DataFrame:
-        """`classify_field` of a (C, Y, X) image holding `channels` then the markers."""
-        return classify_field(
+        """`classify_field` of a (C, Y, X) image holding `channels` then the markers.
+
+        With ``settings.align_channel`` the markers come from a second staining round: they
+        are first registered onto the stains (`align_markers`).
+        """
+        names = [*channels, *self.markers]
+        qc = None
+        if self.settings.align_channel is not None:
+            image, qc = align_markers(
+                image, names, self.markers, self.dna_channel, cells, self.settings
+            )
+        table = classify_field(
             image,
             [*channels, *self.markers],
             self.markers,
@@ -40,6 +50,52 @@ class MarkerSetup:
             nuclei,
             self.settings,
         )
+        if qc is not None:
+            lost = ~table["label"].map(qc.set_index("label")["keep"]).fillna(False).astype(bool)
+            table.loc[lost, self.settings.column] = UNDEFINED
+            table["aligned_signal_ratio"] = table["label"].map(qc.set_index("label")["area_ratio"])
+        return table
+
+
+def align_markers(
+    image: np.ndarray,
+    channel_names: list[str],
+    markers: list[str],
+    dna_channel: str,
+    cells: np.ndarray,
+    settings: GroundTruthConfig,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Register the marker round onto the stain round; flag cells that cannot be measured.
+
+    The shift comes from phase correlation between the stains' DNA channel and the marker
+    round's ``settings.align_channel`` (`cellbench.align.estimate_shift`); every marker is
+    shifted by it. A cell that leaves the area both rounds cover, or whose aligned marker-round
+    foreground covers less than ``settings.min_signal_ratio`` of its stain-round foreground,
+    gets ``keep = False`` (it becomes ``undefined``).
+
+    Returns
+    -------
+    image : (C, Y, X) ndarray
+        `image` with the marker planes replaced by their aligned versions.
+    qc : DataFrame
+        `cellbench.align.qc_cells` per cell: label, inside_common, area_ratio, keep.
+    """
+    from cellbench import align
+
+    dna = image[channel_names.index(dna_channel)]
+    marker_index = [channel_names.index(m) for m in markers]
+    reference = image[channel_names.index(settings.align_channel)]
+    alignment = align.estimate_shift(dna, reference)
+    aligned = image.copy()
+    aligned[marker_index] = align.apply_shift(image[marker_index], alignment)
+    qc = align.qc_cells(
+        cells,
+        align.foreground(aligned[channel_names.index(settings.align_channel)]),
+        align.foreground(dna),
+        align.common_mask(alignment, cells.shape),
+        min_area_ratio=settings.min_signal_ratio,
+    )
+    return aligned, qc
 
 
 def marker_table(

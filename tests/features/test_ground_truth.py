@@ -85,3 +85,57 @@ def test_examplehuman_mitotic_cells_from_ph3(tmp_path):
     cells = read_cells(paths.crop_store("ExampleHuman"))
     assert set(cells["mitosis"]) <= {"mitotic", "non_mitotic", UNDEFINED}
     assert (cells["mitosis"] == "mitotic").sum() == mitotic.sum()
+
+
+@pytest.mark.skipif(
+    not (default_data_root() / "cellprofiler_examples").is_dir(), reason="no CellProfiler examples"
+)
+def test_second_round_markers_are_aligned_before_measuring():
+    """A marker round shifted by (7, -11) px gives the same classes once aligned, not before."""
+    import tifffile
+    from scipy import ndimage as ndi
+
+    from cellbench.config import load_config
+    from cellbench.features.ground_truth import MarkerSetup
+    from cellbench.segment import Segmenter
+
+    folder = default_data_root() / "cellprofiler_examples" / "ExampleHuman" / "images"
+    planes = [tifffile.imread(next(folder.glob(f"*d{c}.tif"))) for c in range(3)]
+    dna, ph3, stain = (p.astype(np.float32) for p in planes)
+    config = load_config(REPO / "configs" / "examplehuman.yaml")
+    cells, nuclei = Segmenter(config.segmentation).segment_fields(
+        [np.stack([dna, stain])], ["DNA", "cellstain"]
+    )[0]
+    settings = config.ground_truth
+    unshifted = MarkerSetup(settings, ["PH3"], "DNA").classify(
+        np.stack([dna, stain, ph3]), ["DNA", "cellstain"], cells, nuclei
+    )
+    second_round = [ndi.shift(p, (7, -11), order=1) for p in (dna, ph3)]  # round 2: DNA, PH3
+    image = np.stack([dna, stain, *second_round])
+    aligned_settings = settings.model_copy(update={"align_channel": "DNA2"})
+    aligned = MarkerSetup(aligned_settings, ["DNA2", "PH3"], "DNA").classify(
+        image, ["DNA", "cellstain"], cells, nuclei
+    )
+    naive = MarkerSetup(settings, ["DNA2", "PH3"], "DNA").classify(
+        image, ["DNA", "cellstain"], cells, nuclei
+    )
+    column = settings.column
+    kept = aligned[column] != UNDEFINED
+    lost = (~kept).sum()
+    assert 0 < lost < 0.15 * len(aligned)  # cells near the edge left the common area
+    agree = (aligned[column] == unshifted[column])[kept].mean()
+    agree_naive = (naive[column] == unshifted[column])[kept].mean()
+    assert agree >= 0.97, agree
+    assert agree > agree_naive
+    ph3_error = (aligned["PH3_mean"] - unshifted["PH3_mean"])[kept].abs().median()
+    naive_error = (naive["PH3_mean"] - unshifted["PH3_mean"])[kept].abs().median()
+    assert ph3_error < 0.25 * naive_error
+
+
+def test_align_channel_must_be_a_marker_channel():
+    raw = yaml.safe_load((REPO / "configs" / "examplehuman.yaml").read_text())
+    raw["ground_truth"]["align_channel"] = "DNA_round2"
+    from cellbench.config import config_from_dict
+
+    with pytest.raises(Exception, match="ground_truth.align_channel"):
+        config_from_dict(raw)
