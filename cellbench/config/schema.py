@@ -255,6 +255,15 @@ class GroundTruthConfig(StrictModel):
     min_nucleus_area_px: float = Field(0, ge=0, description="quality filter")
     min_dna_mean: float = Field(0, ge=0, description="quality filter on the DNA channel")
     column: str = Field("ground_truth", description="name of the class column")
+    align_channel: str | None = Field(
+        None,
+        description="markers from a second staining round: this marker-round channel (its own "
+        "DNA stain, in data.marker_channels) is registered onto segmentation.nucleus_channel "
+        "and the markers are shifted with it before measuring",
+    )
+    min_signal_ratio: float = Field(
+        0.2, ge=0, le=1, description="after alignment: a cell keeping less is undefined"
+    )
 
     @model_validator(mode="after")
     def _rules_or_auto(self) -> GroundTruthConfig:
@@ -346,6 +355,12 @@ class Config(StrictModel):
                 raise ValueError(
                     f"ground_truth.auto.marker: {self.ground_truth.auto.marker!r} is not in "
                     f"data.marker_channels {markers}"
+                )
+            align = self.ground_truth.align_channel
+            if align is not None and align not in markers:
+                raise ValueError(
+                    f"ground_truth.align_channel: {align!r} is not in data.marker_channels "
+                    f"{markers}"
                 )
         if isinstance(self.data.input, CropsSource):
             return self  # pre-cut crops are not segmented
