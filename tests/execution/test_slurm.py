@@ -83,23 +83,31 @@ def test_all_stages_as_dependent_arrays_match_a_local_run(tmp_path):
         )
 
     wait_until(all_done, 300, "the SLURM run to finish", poll_s=2)
-    sacct = subprocess.run(
-        [
-            "sacct",
-            "-n",
-            "-X",
-            "-P",
-            "-o",
-            "JobID,State",
-            "-j",
-            ",".join(next(iter(ids)) for ids in arrays.values()),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    states = dict(line.split("|") for line in sacct.splitlines())
-    assert len(states) == sum(expected_tasks.values())
+
+    def final_states() -> dict[str, str] | None:
+        # slurmdbd records a finished job a moment after slurmctld: poll until all are there
+        sacct = subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-X",
+                "-P",
+                "-o",
+                "JobID,State",
+                "-j",
+                ",".join(next(iter(ids)) for ids in arrays.values()),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        states = dict(line.split("|") for line in sacct.splitlines())
+        finished = len(states) == sum(expected_tasks.values()) and all(
+            state not in ("PENDING", "RUNNING") for state in states.values()
+        )
+        return states if finished else None
+
+    states = wait_until(final_states, 60, "sacct to record every task", poll_s=1)
     assert set(states.values()) == {"COMPLETED"}
 
     # The same experiment run locally gives the same results.
