@@ -5,6 +5,9 @@
     cellbench evaluate-segmentation --images DIR --masks DIR --method classical --json out.json
     cellbench train-segmenter --backend stardist --images DIR --masks DIR --out DIR --epochs 5
     cellbench rename --scheme phenix --to xyyzz DIR --dry-run
+    cellbench report background-swap --results DIR --out DIR [--pairs first|mean]
+    cellbench report compare RESULTS_A RESULTS_B
+    cellbench nsc --profiles BBBC021_feature_selected_mad_robustize.csv [--json OUT]
 
 `cellbench run` is what a container or a cluster job calls for one task. Exit status: 0 done or
 skipped, 1 failed, 2 bad config or arguments.
@@ -87,6 +90,26 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     return 0
 
 
+REPORT_COMMANDS = {
+    "background-swap": "Table 1 and Figure 2 of the background-swap study from per-pair SVM CSVs",
+    "compare": "two experiments' accuracy tables side by side",
+}
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cellbench.report.background_swap import background_swap_command
+    from cellbench.report.compare import compare_command
+
+    command = {"background-swap": background_swap_command, "compare": compare_command}
+    return command[args.report_command](args.report_args)
+
+
+def _nsc(args: argparse.Namespace) -> int:
+    from cellbench.evaluate.nsc import nsc_command
+
+    return nsc_command(args.nsc_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `cellbench` and its subcommands."""
     parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.split("\n")[0])
@@ -140,6 +163,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pretrained", help="fine-tune these weights instead of starting afresh")
     train.set_defaults(handler=_train_segmenter)
 
+    report = commands.add_parser(
+        "report",
+        help="report tables and figures: " + ", ".join(REPORT_COMMANDS),
+        description="; ".join(f"{k}: {v}" for k, v in REPORT_COMMANDS.items())
+        + ". Run `cellbench report <command> --help` for its options.",
+    )
+    report.add_argument("report_command", choices=list(REPORT_COMMANDS), metavar="COMMAND")
+    report.add_argument("report_args", nargs=argparse.REMAINDER, help="the command's arguments")
+    report.set_defaults(handler=_report)
+
+    nsc = commands.add_parser(
+        "nsc",
+        help="not-same-compound nearest-neighbour accuracy of per-well profiles",
+        description="Run `cellbench nsc --help` for its options.",
+        add_help=False,
+    )
+    nsc.add_argument("nsc_args", nargs=argparse.REMAINDER, help="--profiles FILE [--json OUT]")
+    nsc.set_defaults(handler=_nsc)
+
     from cellbench.io.rename import add_rename_command
 
     add_rename_command(commands)
@@ -148,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cellbench` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nsc"]:  # its own parser reads every option (argparse's REMAINDER would not)
+        from cellbench.evaluate.nsc import nsc_command
+
+        return nsc_command(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

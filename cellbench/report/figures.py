@@ -1,7 +1,21 @@
-"""Figures of the report, drawn with matplotlib's non-interactive backend."""
+"""Figures of the report, drawn with matplotlib's non-interactive backend.
+
+Each ``*_figure`` function returns a matplotlib Figure and writes nothing; `save_figure` writes
+it as PNG and PDF, atomically, and closes it. Figures of images (crop montages, segmentation
+overlays, Grad-CAM panels) are in `cellbench.report.figures_images`, the UMAP embedding in
+`cellbench.report.figures_embedding`.
+
+Examples
+--------
+>>> fig = kl_histogram_figure(kl_per_protein, unit="protein")  # doctest: +SKIP
+>>> save_figure(fig, report_dir / "kl_histogram")  # doctest: +SKIP
+[PosixPath('.../kl_histogram.png'), PosixPath('.../kl_histogram.pdf')]
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -9,8 +23,46 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from cellbench.io.atomic import atomic_path  # noqa: E402
+
+FIGURE_FORMATS = ("png", "pdf")
+QUARTILES = (25, 50, 75)
+_WELL = re.compile(r"^([A-Pa-p])(\d{1,2})$")
+
+
+def save_figure(
+    fig: Figure, stem: str | Path, *, formats: Sequence[str] = FIGURE_FORMATS, dpi: int = 150
+) -> list[Path]:
+    """Write `fig` as ``<stem>.png`` and ``<stem>.pdf`` (atomically), then close it.
+
+    Parameters
+    ----------
+    fig : Figure
+    stem : str or Path
+        Output path without suffix; any dots in its name are kept (``confusion_rf.seed0``).
+    formats : sequence of str
+        File formats, each a matplotlib format name and the file's suffix.
+    dpi : int
+        Resolution of the raster formats.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of `formats`.
+    """
+    stem = Path(stem)
+    written = []
+    try:
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            written.append(path)
+    finally:
+        plt.close(fig)
+    return written
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path: Path) -> None:
@@ -26,6 +78,14 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path: 
     path : Path
         Output file; its suffix (.png, .pdf) picks the format.
     """
+    fig = confusion_figure(confusion, classes, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:
+    """A row-normalised confusion matrix (rows = true class), annotated with the counts."""
     confusion = np.asarray(confusion)
     with np.errstate(invalid="ignore", divide="ignore"):
         fractions = confusion / confusion.sum(axis=1, keepdims=True)
@@ -42,6 +102,119 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path: 
         ax.text(j, i, f"{count}", ha="center", va="center", color=colour, fontsize=8)
     fig.colorbar(image, ax=ax, label="fraction of true class")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def kl_histogram_figure(
+    kl: Sequence[float] | np.ndarray, *, unit: str = "protein", bins: int = 50, title: str = ""
+) -> Figure:
+    """Histogram of KL divergences with dashed lines at the 25th, 50th and 75th percentiles.
+
+    The KL study's Figure 3A: KL(original-crop model || masked-crop model) of the predicted
+    class probabilities, one value per protein (or per cell).
+
+    Parameters
+    ----------
+    kl : (N,) array of float
+        Finite, non-negative divergences in nats.
+    unit : str
+        What one value is ("protein", "cell"), for the axis label.
+    bins : int
+    title : str
+
+    Returns
+    -------
+    Figure
+        One axes; its vertical lines are the quartiles, in order 25, 50, 75.
+    """
+    values = np.asarray(kl, dtype=float).ravel()
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"kl must be a non-empty array of finite values; got {values.size} values")
+    quartiles = np.percentile(values, QUARTILES)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.hist(values, bins=bins, color="#5a7fa8", edgecolor="white", linewidth=0.4)
+    for q, x, style in zip(QUARTILES, quartiles, (":", "--", ":"), strict=True):
+        ax.axvline(x, color="black", linestyle=style, linewidth=1.2, label=f"{q}th: {x:.3f}")
+    ax.set_xlabel("KL divergence, original vs masked crops (nats)")
+    ax.set_ylabel(f"{unit}s")
+    ax.set_title(title or f"{values.size} {unit}s, mean {values.mean():.3f}")
+    ax.legend(title="percentile", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(history: Mapping, *, title: str = "") -> Figure:
+    """Training and validation loss per epoch, from a training history.
+
+    Parameters
+    ----------
+    history : mapping
+        ``{"epochs": [{"epoch": 1, "train_loss": 0.9, "val_loss": 1.0}, ...]}`` as written by
+        `cellbench.models.training`; ``val_loss`` may be None or absent, ``best_epoch``
+        (optional) is marked.
+    title : str
+    """
+    epochs = list(history.get("epochs", []))
+    if not epochs:
+        raise ValueError("history['epochs'] is empty: the model has no finished epoch to plot")
+    x = [e["epoch"] for e in epochs]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(x, [e["train_loss"] for e in epochs], marker="o", ms=3, label="train")
+    val = [e.get("val_loss") for e in epochs]
+    if any(v is not None for v in val):
+        ax.plot(x, [np.nan if v is None else v for v in val], marker="o", ms=3, label="validation")
+    if history.get("best_epoch"):
+        ax.axvline(history["best_epoch"], color="grey", linestyle="--", label="best epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def parse_well(well: str) -> tuple[int, int]:
+    """Row and column indices, from 0, of a well name such as ``"B03"`` or ``"p24"``."""
+    match = _WELL.match(str(well).strip())
+    if match is None or not 1 <= int(match.group(2)) <= 24:
+        raise ValueError(
+            f"well {well!r} is not a plate well: expected a row letter A-P and a column 1-24, "
+            "e.g. 'B03'"
+        )
+    return ord(match.group(1).upper()) - ord("A"), int(match.group(2)) - 1
+
+
+def plate_heatmap_figure(counts: Mapping[str, float], *, title: str = "cells per well") -> Figure:
+    """Heatmap of a value per well (e.g. cells per well) on the plate grid.
+
+    The grid runs from row A and column 1 to the last row and column present (at most P and
+    24, a 384-well plate); wells without a value are blank.
+
+    Parameters
+    ----------
+    counts : mapping of str to number
+        Well name (``"B03"``) to value; a pandas Series indexed by well works.
+    title : str
+    """
+    if len(counts) == 0:
+        raise ValueError("counts is empty: no well to draw")
+    cells = {parse_well(well): float(value) for well, value in counts.items()}
+    n_rows = max(r for r, _ in cells) + 1
+    n_cols = max(c for _, c in cells) + 1
+    grid = np.full((n_rows, n_cols), np.nan)
+    for (r, c), value in cells.items():
+        grid[r, c] = value
+    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * n_cols, 1.0 + 0.5 * n_rows))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis")
+    ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)])
+    ax.set_yticks(range(n_rows), [chr(ord("A") + r) for r in range(n_rows)])
+    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
+    if n_rows * n_cols <= 96:
+        high = np.nanmax(grid)
+        for (r, c), value in cells.items():
+            colour = "black" if value > 0.6 * high else "white"
+            ax.text(c, r, f"{value:g}", ha="center", va="center", color=colour, fontsize=7)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

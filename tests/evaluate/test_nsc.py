@@ -143,3 +143,14 @@ def test_real_bbbc021_profiles(capsys):
     neighbours = result.neighbours
     assert (neighbours["compound"] != neighbours["neighbour_compound"]).all()
     assert neighbours["correct"].mean() == result.accuracy
+
+
+@needs_profiles
+def test_cellbench_nsc_command_line(tmp_path, capsys):
+    from cellbench.cli import main
+
+    out = tmp_path / "nsc.json"
+    assert main(["nsc", "--profiles", str(PROFILES), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "NSC accuracy" in printed and "103 treatments" in printed
+    assert json.loads(out.read_text())["n_treatments"] == 103
