@@ -6,6 +6,10 @@ resumes after its last epoch, so a job preempted or requeued by SLURM loses at m
 epoch. The best-on-validation weights are kept as a real copy (not a reference to the live
 parameters), and training stops early after `patience` epochs without improvement.
 Checkpoints are read with ``torch.load(weights_only=True)``.
+
+The batch order and the augmentation of an epoch depend on (seed, epoch) only, so a resumed
+run sees the same batches as an uninterrupted one. A dataset may yield ``(inputs, targets)``
+(supervised) or ``inputs`` alone (autoencoding: the target is the augmented input).
 """
 
 from __future__ import annotations
@@ -17,18 +21,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cellbench.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
+SCHEDULERS = ("plateau", "cosine", "none")
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Optimisation settings shared by every model."""
+    """Optimisation settings shared by every model.
+
+    `scheduler` is ``"plateau"`` (halve the learning rate after 3 epochs without
+    improvement), ``"cosine"`` (anneal to 0 over `epochs`) or ``"none"``. `augment`, when
+    given, is called as ``augment(inputs, generator)`` on every training batch (never on
+    validation batches), with a CPU generator seeded from (seed, epoch).
+    """
 
     epochs: int
     batch_size: int
@@ -38,28 +52,41 @@ class FitSettings:
     patience: int | None  # epochs without validation improvement before stopping
     seed: int
     settings_hash: str  # a checkpoint made with other settings is not resumed
+    scheduler: str = "plateau"
+    augment: Augment | None = None
+
+    def __post_init__(self):
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(
+                f"FitSettings.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"
+            )
 
 
 def fit(
     model: nn.Module,
-    train: TensorDataset,
-    validation: TensorDataset | None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    train: Dataset,
+    validation: Dataset | None,
+    loss_fn: Callable[[object, torch.Tensor], torch.Tensor],
     settings: FitSettings,
     checkpoint_path: Path,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
 ) -> dict:
     """Train `model` in place; return its history. The best weights are loaded at the end.
 
     Parameters
     ----------
     model : nn.Module
-    train, validation : TensorDataset
-        (inputs, targets); without validation, the last epoch's weights are kept.
+    train, validation : Dataset
+        Items ``(inputs, targets)`` or ``inputs`` alone (the target is then the input);
+        without validation, the last epoch's weights are kept.
     loss_fn : callable
-        (outputs, targets) -> scalar loss.
+        (model outputs, targets) -> scalar loss.
     settings : FitSettings
     checkpoint_path : Path
-        Written after every epoch, removed when training ends.
+        Written after every epoch; removed by `finish` once the model is saved.
+    on_epoch_start : callable, optional
+        Called as ``on_epoch_start(epoch, model)`` before each epoch (epochs count from 1),
+        after any resume; for logging and tests.
 
     Returns
     -------
@@ -68,38 +95,47 @@ def fit(
         ``resumed_from`` (epochs already done at each start), ``stopped_early``.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    validation = validation or None  # an empty validation set counts as none
     model.to(device)
-    optimizer = _optimizer(model, settings)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    optimizer = make_optimizer(model, settings)
+    scheduler = _scheduler(optimizer, settings)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0}
     history: dict = {"epochs": [], "resumed_from": [], "stopped_early": False}
-    best_weights = copy.deepcopy(model.state_dict())
+    best_weights = _copy_state(model)
     torch.manual_seed(settings.seed)
 
-    saved = _load_checkpoint(checkpoint_path, settings.settings_hash)
+    saved = load_checkpoint(checkpoint_path, settings.settings_hash)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        if scheduler is not None and saved["scheduler"] is not None:
+            scheduler.load_state_dict(saved["scheduler"])
         best_weights = saved["best_model"]
         state = saved["state"]
         history = saved["history"]
-        torch.set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"])
         log.info("resuming %s after epoch %d", checkpoint_path.parent, state["epoch"])
     history["resumed_from"].append(state["epoch"])
 
-    while state["epoch"] < settings.epochs:
+    while state["epoch"] < settings.epochs and not history["stopped_early"]:
         started = time.time()
         epoch = state["epoch"] + 1
+        if on_epoch_start is not None:
+            on_epoch_start(epoch, model)
         train_loss = _run_epoch(model, train, loss_fn, settings, epoch, device, optimizer)
         val_loss = (
-            _run_epoch(model, validation, loss_fn, settings, epoch, device) if validation else None
+            _run_epoch(model, validation, loss_fn, settings, epoch, device)
+            if validation is not None
+            else None
         )
         criterion = val_loss if val_loss is not None else train_loss
-        scheduler.step(criterion)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(criterion)
+        elif scheduler is not None:
+            scheduler.step()
         if criterion < state["best_loss"] or validation is None:
             state.update(best_loss=criterion, best_epoch=epoch, bad_epochs=0)
-            best_weights = copy.deepcopy(model.state_dict())
+            best_weights = _copy_state(model)
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
@@ -113,19 +149,16 @@ def fit(
         )
         stop = settings.patience is not None and state["bad_epochs"] >= settings.patience
         history["stopped_early"] = stop
-        _save_checkpoint(
-            checkpoint_path,
-            settings.settings_hash,
-            model,
-            optimizer,
-            scheduler,
-            best_weights,
-            state,
-            history,
-        )
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "best_model": best_weights,
+            "state": state,
+            "history": history,
+        }
+        save_checkpoint(checkpoint_path, settings.settings_hash, payload)
         log.info("epoch %d: train %.4f, val %s", epoch, train_loss, val_loss)
-        if stop:
-            break
 
     model.load_state_dict(best_weights)
     history["best_epoch"] = state["best_epoch"]
@@ -137,14 +170,150 @@ def finish(checkpoint_path: Path) -> None:
     checkpoint_path.unlink(missing_ok=True)
 
 
-def _optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
-    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
+def class_weights(labels, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights, as scikit-learn's ``class_weight="balanced"``.
+
+    Parameters
+    ----------
+    labels : (N,) array-like of int
+        Class indices in ``[0, n_classes)``.
+    n_classes : int
+
+    Returns
+    -------
+    (n_classes,) float32 Tensor
+        ``N / (n_classes * count)``; a class absent from `labels` counts as 1.
+
+    Examples
+    --------
+    >>> class_weights([0, 0, 0, 1], 2).tolist()
+    [0.6666666865348206, 2.0]
+    """
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    counts = np.bincount(labels, minlength=n_classes)
+    if len(counts) > n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}), got a label {labels.max()}")
+    weights = len(labels) / (n_classes * np.maximum(counts, 1))
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def predict_batches(
+    model: nn.Module,
+    data: torch.Tensor | Dataset,
+    batch_size: int,
+    fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Apply ``fn`` (default: the model) to `data` in batches, in eval mode, without grad.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Put in eval mode; its device is used for the inputs.
+    data : (N, ...) Tensor or Dataset
+        A dataset's items are ``inputs`` or ``(inputs, ...)``.
+    batch_size : int
+    fn : callable, optional
+        For example ``model.embed``.
+
+    Returns
+    -------
+    (N, ...) Tensor on the CPU
+    """
+    fn = fn or model
+    dataset = TensorDataset(data) if isinstance(data, torch.Tensor) else data
+    device = next(model.parameters()).device
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            inputs, _ = _unpack(batch)
+            outputs.append(fn(inputs.to(device)).cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator seeded from (seed, epoch, stream); stream 0 is the shuffle order."""
+    if stream == 0:  # the seed of the shuffle order before augmentation existed
+        return torch.Generator().manual_seed(seed * 100_003 + epoch)
+    entropy = np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(entropy))
+
+
+def rng_state() -> dict:
+    """The global torch random state (CPU and, where present, CUDA), for a checkpoint."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state) -> None:
+    """Restore a state from `rng_state` (or a bare CPU state from older checkpoints)."""
+    if isinstance(state, torch.Tensor):
+        torch.set_rng_state(state)
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, settings_hash: str, payload: dict) -> None:
+    """Write `payload`, the settings hash and the random state to `path`, atomically.
+
+    A kill mid-save leaves the previous checkpoint intact.
+    """
+    payload = {**payload, "settings_hash": settings_hash, "rng": rng_state()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, settings_hash: str) -> dict | None:
+    """The checkpoint at `path` if it was made with the same settings, else None."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("settings_hash") != settings_hash:
+        log.warning("ignoring %s: made with other settings", path)
+        return None
+    return saved
+
+
+def _copy_state(model: nn.Module) -> dict:
+    """A copy of the weights that later training steps cannot change."""
+    return copy.deepcopy(model.state_dict())
+
+
+def make_optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
+    """Adam or AdamW over the model's parameters, as `settings` says."""
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if settings.optimizer not in kinds:
+        raise ValueError(
+            f"FitSettings.optimizer must be one of {sorted(kinds)}, got {settings.optimizer!r}"
+        )
+    kind = kinds[settings.optimizer]
     return kind(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, settings: FitSettings):
+    if settings.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    if settings.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    return None
+
+
+def _unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(inputs, targets) of a batch; targets None for a dataset of inputs alone."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if len(batch) == 1:
+        return batch[0], None
+    return batch[0], batch[1]
 
 
 def _run_epoch(
     model: nn.Module,
-    data: TensorDataset,
+    data: Dataset,
     loss_fn: Callable,
     settings: FitSettings,
     epoch: int,
@@ -154,45 +323,30 @@ def _run_epoch(
     """One pass over `data`; trains when an optimiser is given. Returns the mean loss."""
     training = optimizer is not None
     model.train(training)
-    # The shuffle order depends on (seed, epoch) only, so a resumed run sees the same batches.
-    generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-    loader = DataLoader(data, batch_size=settings.batch_size, shuffle=training, generator=generator)
+    # A last training batch of one image would break batch norm: drop it (a different image
+    # each epoch, as the order is shuffled).
+    lone = training and len(data) > 1 and len(data) % settings.batch_size == 1
+    loader = DataLoader(
+        data,
+        batch_size=settings.batch_size,
+        shuffle=training,
+        generator=epoch_generator(settings.seed, epoch),
+        drop_last=lone,
+    )
+    augment_rng = epoch_generator(settings.seed, epoch, stream=1)
     total, count = 0.0, 0
     with torch.set_grad_enabled(training):
-        for inputs, targets in loader:
-            inputs, targets = inputs.to(device), targets.to(device)
+        for batch in loader:
+            inputs, targets = _unpack(batch)
+            inputs = inputs.to(device)
+            if training and settings.augment is not None:
+                inputs = settings.augment(inputs, augment_rng)
+            targets = inputs if targets is None else targets.to(device)
             loss = loss_fn(model(inputs), targets)
             if training:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            total += float(loss) * len(targets)
-            count += len(targets)
+            total += loss.detach().item() * len(inputs)
+            count += len(inputs)
     return total / max(count, 1)
-
-
-def _save_checkpoint(path, settings_hash, model, optimizer, scheduler, best, state, history):
-    """Write the checkpoint atomically: a kill mid-save leaves the previous one intact."""
-    payload = {
-        "settings_hash": settings_hash,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "best_model": best,
-        "state": state,
-        "history": history,
-        "rng": torch.get_rng_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path, settings_hash: str) -> dict | None:
-    """The checkpoint at `path` if it was made with the same settings, else None."""
-    if not path.exists():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("settings_hash") != settings_hash:
-        log.warning("ignoring %s: made with other settings", path)
-        return None
-    return saved

@@ -1,0 +1,259 @@
+"""CP2Image-style generator: from a cell's feature vector to an image of the cell.
+
+The generator maps standardised handcrafted features (N, F) to a crop (N, C, S, S) with a
+linear layer to a (4 x 4) map and ``log2(S / 4)`` upsampling blocks. It is trained on the
+pixel loss (MSE) alone, with `fit`, or with an added discriminator feature-matching loss
+(Salimans et al. 2016): a small convolutional discriminator learns to tell real crops from
+generated ones, and the generator matches the batch means of its intermediate features on
+real and generated crops. The adversarial loop checkpoints every epoch like `fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from cellbench.models.training import (
+    FitSettings,
+    epoch_generator,
+    fit,
+    load_checkpoint,
+    make_optimizer,
+    save_checkpoint,
+    set_rng_state,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CP2ImageGenerator(nn.Module):
+    """(N, F) features -> (N, C, S, S) crops; S is 4 times a power of two."""
+
+    def __init__(self, n_features: int, out_channels: int, image_size: int, width: int = 32):
+        super().__init__()
+        n_up = _upsamplings(image_size)
+        self.arguments = {
+            "n_features": n_features,
+            "out_channels": out_channels,
+            "image_size": image_size,
+            "width": width,
+        }
+        channels = [width * 2 ** (n_up - i) for i in range(n_up + 1)]
+        self.start = channels[0]
+        self.project = nn.Sequential(nn.Linear(n_features, channels[0] * 16), nn.ReLU())
+        blocks: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
+        blocks.append(nn.Conv2d(channels[-1], out_channels, 3, 1, 1))
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, F) standardised features -> (N, C, S, S) crops."""
+        return self.blocks(self.project(features).view(len(features), self.start, 4, 4))
+
+
+class Discriminator(nn.Module):
+    """Stride-2 convolutions down to 4 x 4, then a linear layer to one real/fake logit."""
+
+    def __init__(self, in_channels: int, image_size: int, width: int = 16):
+        super().__init__()
+        n_down = max(_upsamplings(image_size), 1)
+        layers, c_in = [], in_channels
+        for i in range(n_down):
+            c_out = width * 2**i
+            layers.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)))
+            c_in = c_out
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Linear(c_in * (image_size // 2**n_down) ** 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(N, C, S, S) -> ((N,) logits, the output of every convolution block)."""
+        features = []
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return self.head(torch.flatten(x, 1)).squeeze(1), features
+
+
+def feature_matching_loss(
+    real: list[torch.Tensor], fake: list[torch.Tensor], distance: str = "l2"
+) -> torch.Tensor:
+    """Distance between batch-mean discriminator features of real and generated crops.
+
+    Parameters
+    ----------
+    real, fake : list of (N, ...) Tensor
+        Intermediate discriminator features, layer by layer.
+    distance : {"l2", "l1"}
+        Mean squared or mean absolute difference of the batch means, summed over layers.
+    """
+    if distance not in ("l1", "l2"):
+        raise ValueError(f"distance must be 'l1' or 'l2', got {distance!r}")
+    total = torch.zeros((), device=fake[0].device)
+    for r, f in zip(real, fake, strict=True):
+        gap = r.mean(dim=0) - f.mean(dim=0)
+        total = total + (gap.abs().mean() if distance == "l1" else gap.pow(2).mean())
+    return total
+
+
+def pixel_loss(generated: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between (N, C, S, S) generated and real crops."""
+    return F.mse_loss(generated, crops)
+
+
+def train_cp2image(
+    generator: CP2ImageGenerator,
+    train: Dataset,
+    validation: Dataset | None,
+    settings: FitSettings,
+    checkpoint_path: Path,
+    discriminator: Discriminator | None = None,
+    feature_matching_weight: float = 1.0,
+    distance: str = "l2",
+) -> dict:
+    """Train `generator` in place on (features, crop) pairs; return its history.
+
+    Without a discriminator this is `fit` with the pixel loss (best epoch on validation,
+    early stopping). With one, each batch updates the discriminator (real vs generated) and
+    then the generator on pixel + ``feature_matching_weight`` * feature-matching loss; the
+    generator of the epoch with the lowest validation pixel loss is kept (the last one
+    without validation). Both variants checkpoint every epoch and resume.
+
+    Returns
+    -------
+    dict
+        ``epochs`` (per epoch: train_loss, val_loss, seconds, and for the adversarial loop
+        feature_matching and discriminator losses), ``best_epoch``, ``resumed_from``.
+    """
+    if settings.augment is not None:
+        raise ValueError("train_cp2image takes no augmentation: set FitSettings.augment=None")
+    if discriminator is None:
+        return fit(generator, train, validation, pixel_loss, settings, checkpoint_path)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator.to(device)
+    discriminator.to(device)
+    opt_g = make_optimizer(generator, settings)
+    opt_d = make_optimizer(discriminator, settings)
+    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0}
+    history: dict = {"epochs": [], "resumed_from": [], "stopped_early": False}
+    best = copy.deepcopy(generator.state_dict())
+    torch.manual_seed(settings.seed)
+    saved = load_checkpoint(checkpoint_path, settings.settings_hash)
+    if saved is not None:
+        generator.load_state_dict(saved["generator"])
+        discriminator.load_state_dict(saved["discriminator"])
+        opt_g.load_state_dict(saved["opt_g"])
+        opt_d.load_state_dict(saved["opt_d"])
+        best, state, history = saved["best_model"], saved["state"], saved["history"]
+        set_rng_state(saved["rng"])
+        log.info("resuming %s after epoch %d", checkpoint_path.parent, state["epoch"])
+    history["resumed_from"].append(state["epoch"])
+
+    models = (generator, discriminator, opt_g, opt_d)
+    while state["epoch"] < settings.epochs:
+        started, epoch = time.time(), state["epoch"] + 1
+        losses = _adversarial_epoch(
+            *models, train, settings, epoch, device, feature_matching_weight, distance
+        )
+        val_loss = (
+            _mean_pixel_loss(generator, validation, settings.batch_size, device)
+            if validation is not None
+            else None
+        )
+        criterion = val_loss if val_loss is not None else losses["train_loss"]
+        if criterion < state["best_loss"] or validation is None:
+            state.update(best_loss=criterion, best_epoch=epoch)
+            best = copy.deepcopy(generator.state_dict())
+        state["epoch"] = epoch
+        row = {"epoch": epoch, **losses, "val_loss": val_loss}
+        history["epochs"].append({**row, "seconds": time.time() - started})
+        payload = {
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "best_model": best,
+            "state": state,
+            "history": history,
+        }
+        save_checkpoint(checkpoint_path, settings.settings_hash, payload)
+        log.info("epoch %d: %s", epoch, row)
+    generator.load_state_dict(best)
+    history["best_epoch"] = state["best_epoch"]
+    return history
+
+
+def _adversarial_epoch(
+    generator, discriminator, opt_g, opt_d, data, settings, epoch, device, weight, distance
+) -> dict:
+    """One pass: a discriminator step, then a generator step, per batch. Mean losses."""
+    generator.train()
+    discriminator.train()
+    loader = DataLoader(
+        data,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=epoch_generator(settings.seed, epoch),
+    )
+    sums = {"train_loss": 0.0, "feature_matching": 0.0, "discriminator": 0.0}
+    count = 0
+    for features, crops in loader:
+        features, crops = features.to(device), crops.to(device)
+        fake = generator(features)
+        real_logit, _ = discriminator(crops)
+        fake_logit, _ = discriminator(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(
+            real_logit, torch.ones_like(real_logit)
+        ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+
+        with torch.no_grad():
+            _, real_features = discriminator(crops)
+        _, fake_features = discriminator(fake)
+        pixel = pixel_loss(fake, crops)
+        matching = feature_matching_loss(real_features, fake_features, distance)
+        g_loss = pixel + weight * matching
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        n = len(crops)
+        sums["train_loss"] += pixel.detach().item() * n
+        sums["feature_matching"] += matching.detach().item() * n
+        sums["discriminator"] += d_loss.detach().item() * n
+        count += n
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _mean_pixel_loss(generator, data, batch_size, device) -> float:
+    generator.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for features, crops in DataLoader(data, batch_size=batch_size):
+            loss = pixel_loss(generator(features.to(device)), crops.to(device))
+            total += loss.item() * len(crops)
+            count += len(crops)
+    return total / max(count, 1)
+
+
+def _upsamplings(image_size: int) -> int:
+    """log2(image_size / 4), for image sizes 4 times a power of two."""
+    ratio = image_size // 4
+    if image_size < 4 or image_size % 4 or ratio & (ratio - 1):
+        raise ValueError(
+            f"image_size must be 4 times a power of two (4, 8, 16, 32, 64, ...), got {image_size}"
+        )
+    return ratio.bit_length() - 1

@@ -1,0 +1,160 @@
+"""A convolutional variational autoencoder for crops; the latent mean is the embedding.
+
+The encoder has `depth` stride-2 convolution blocks (each halves H and W and doubles the
+channels) and two linear heads for the latent mean and log-variance; the decoder mirrors it
+with transposed convolutions. The loss is the reconstruction term plus ``beta`` times the KL
+divergence to N(0, I) (Kingma & Welling 2014; Higgins et al. 2017 for beta).
+
+Two decoders: ``"gaussian"`` (sum of squared errors on the inputs as given) and
+``"bernoulli"`` (binary cross-entropy on logits, on inputs scaled per channel to [0, 1]; the
+scaling is a pair of buffers set by `fit_scaling` and saved with the weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DECODERS = ("gaussian", "bernoulli")
+
+
+class ConvVAE(nn.Module):
+    """Convolutional VAE for (N, C, S, S) crops, S divisible by ``2 ** depth``.
+
+    ``arguments`` holds the constructor arguments as plain data, to save with the weights.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        latent_dim: int = 32,
+        depth: int = 3,
+        width: int = 32,
+        decoder: str = "gaussian",
+    ):
+        super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if depth < 1 or image_size % 2**depth:
+            raise ValueError(
+                f"image_size must be divisible by 2 ** depth, got image_size={image_size}, "
+                f"depth={depth}; lower depth or choose another crop size"
+            )
+        self.arguments = {
+            "in_channels": in_channels,
+            "image_size": image_size,
+            "latent_dim": latent_dim,
+            "depth": depth,
+            "width": width,
+            "decoder": decoder,
+        }
+        self.decoder_kind = decoder
+        self.register_buffer("low", torch.zeros(in_channels))
+        self.register_buffer("high", torch.ones(in_channels))
+        channels = [width * 2**i for i in range(depth)]
+        self.bottom = (channels[-1], image_size // 2**depth, image_size // 2**depth)
+        flat = int(np.prod(self.bottom))
+
+        encoder: list[nn.Module] = []
+        for c_in, c_out in zip([in_channels, *channels[:-1]], channels, strict=True):
+            encoder += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        self.encoder = nn.Sequential(*encoder, nn.Flatten())
+        self.mu = nn.Linear(flat, latent_dim)
+        self.logvar = nn.Linear(flat, latent_dim)
+
+        self.expand = nn.Linear(latent_dim, flat)
+        decoder_layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:0:-1], channels[-2::-1], strict=True):
+            decoder_layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.2),
+            ]
+        decoder_layers.append(nn.ConvTranspose2d(channels[0], in_channels, 4, 2, 1))
+        self.decoder = nn.Sequential(*decoder_layers)
+
+    def fit_scaling(self, images: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)):
+        """Set the per-channel [0, 1] scaling of a Bernoulli decoder from (N, C, H, W) images."""
+        low, high = np.percentile(images, percentiles, axis=(0, 2, 3))
+        high = np.where(high > low, high, low + 1)
+        self.low.copy_(torch.as_tensor(low, dtype=torch.float32))
+        self.high.copy_(torch.as_tensor(high, dtype=torch.float32))
+
+    def scale_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) inputs in the decoder's space: [0, 1] for Bernoulli, as given else."""
+        if self.decoder_kind == "gaussian":
+            return x
+        scaled = (x - self.low[:, None, None]) / (self.high - self.low)[:, None, None]
+        return scaled.clamp(0, 1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C, H, W) inputs -> latent mean and log-variance, each (N, latent_dim)."""
+        hidden = self.encoder(self.scale_inputs(x))
+        return self.mu(hidden), self.logvar(hidden)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent_dim) -> (N, C, H, W) means (Gaussian) or logits (Bernoulli)."""
+        return self.decoder(self.expand(z).view(len(z), *self.bottom))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction, mu, logvar); z is sampled in training mode, the mean in eval."""
+        mu, logvar = self.encode(x)
+        z = mu
+        if self.training:
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, latent_dim) latent means."""
+        return self.encode(x)[0]
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) reconstructions in the decoder's space (probabilities for Bernoulli)."""
+        out = self.decode(self.encode(x)[0])
+        return torch.sigmoid(out) if self.decoder_kind == "bernoulli" else out
+
+
+def vae_loss(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    targets: torch.Tensor,
+    beta: float = 1.0,
+    decoder: str = "gaussian",
+) -> torch.Tensor:
+    """Negative ELBO per image: reconstruction + beta * KL(q(z|x) || N(0, I)).
+
+    Parameters
+    ----------
+    outputs : tuple
+        ``(reconstruction, mu, logvar)`` from `ConvVAE.forward`.
+    targets : (N, C, H, W) Tensor
+        In the decoder's space (``model.scale_inputs(x)``); in [0, 1] for Bernoulli.
+    beta : float
+    decoder : {"gaussian", "bernoulli"}
+
+    Returns
+    -------
+    scalar Tensor
+        Summed over pixels and latent dimensions, averaged over images.
+    """
+    recon, mu, logvar = outputs
+    n = len(targets)
+    if decoder == "gaussian":
+        reconstruction = F.mse_loss(recon, targets, reduction="sum") / n
+    elif decoder == "bernoulli":
+        if bool((targets < 0).any() | (targets > 1).any()):
+            raise ValueError(
+                "a Bernoulli decoder needs targets in [0, 1]; pass model.scale_inputs(x)"
+            )
+        reconstruction = F.binary_cross_entropy_with_logits(recon, targets, reduction="sum") / n
+    else:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
+    return reconstruction + beta * kl
+
+
+def vae_from_arguments(arguments: dict) -> ConvVAE:
+    """Rebuild a ConvVAE from its saved ``arguments``."""
+    return ConvVAE(**arguments)
