@@ -22,6 +22,17 @@ from cellbench.config.cluster import (
     StageName,
 )
 from cellbench.config.loading import config_from_dict, load_config, stable_hash
+from cellbench.config.models import (
+    CLASSICAL_TYPES,
+    CP2ImageModel,
+    LogisticRegressionModel,
+    MLPModel,
+    ModelConfig,
+    RandomForestModel,
+    ResNetModel,
+    SVMModel,
+    VAEModel,
+)
 from cellbench.config.schema import (
     DATA_ENV_VAR,
     BackgroundConfig,
@@ -33,9 +44,6 @@ from cellbench.config.schema import (
     FeaturesConfig,
     FieldsSource,
     GroundTruthConfig,
-    MLPModel,
-    ModelConfig,
-    RandomForestModel,
     SplitConfig,
     SyntheticSource,
     TableJoin,
@@ -72,7 +80,13 @@ __all__ = [
     "ExecutionConfig",
     "FeaturesConfig",
     "FieldsSource",
+    "CLASSICAL_TYPES",
+    "CP2ImageModel",
+    "LogisticRegressionModel",
     "MLPModel",
+    "ResNetModel",
+    "SVMModel",
+    "VAEModel",
     "ModelConfig",
     "RandomForestModel",
     "SlurmResourceOverride",

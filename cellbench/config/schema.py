@@ -10,6 +10,7 @@ from pydantic import Field, Tag, field_validator, model_validator
 
 from cellbench.config.base import StrictModel, _tag
 from cellbench.config.cluster import ExecutionConfig
+from cellbench.config.models import ModelConfig, SplitConfig
 from cellbench.config.segmentation import SegmentationConfig
 
 DATA_ENV_VAR = "CELLBENCH_DATA"
@@ -272,54 +273,6 @@ class GroundTruthConfig(StrictModel):
         return self
 
 
-class SplitConfig(StrictModel):
-    """How cells are divided into train / validation / test, by whole groups."""
-
-    by: Literal["plate", "well", "field"] = "well"
-    test_fraction: float = Field(0.3, gt=0, lt=1)
-    val_fraction: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> SplitConfig:
-        if self.test_fraction + self.val_fraction >= 1:
-            raise ValueError("test_fraction + val_fraction must leave cells for training")
-        return self
-
-
-class RandomForestModel(StrictModel):
-    """scikit-learn random forest on the handcrafted features (scaled)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _ and -")
-    type: Literal["random_forest"] = "random_forest"
-    input: Literal["features"] = "features"
-    n_estimators: int = Field(200, ge=1)
-    max_depth: int | None = Field(None, ge=1)
-    min_samples_leaf: int = Field(1, ge=1)
-    class_weight: Literal["balanced"] | None = "balanced"
-
-
-class MLPModel(StrictModel):
-    """A PyTorch multilayer perceptron on the handcrafted features, trained epoch by epoch."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _ and -")
-    type: Literal["mlp"] = "mlp"
-    input: Literal["features"] = "features"
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
-    dropout: float = Field(0.2, ge=0, lt=1)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    optimizer: Literal["adam", "adamw"] = "adamw"
-    patience: int | None = Field(10, ge=1, description="early stopping; null: never")
-
-
-ModelConfig = Annotated[
-    Annotated[RandomForestModel, Tag("random_forest")] | Annotated[MLPModel, Tag("mlp")],
-    _tag("type"),
-]
-
-
 class Config(StrictModel):
     """One experiment: data, every stage's settings, models, seeds and where results go."""
 
@@ -362,6 +315,13 @@ class Config(StrictModel):
                     f"ground_truth.align_channel: {align!r} is not in data.marker_channels "
                     f"{markers}"
                 )
+        kinds = self.crop_kinds()
+        for i, model in enumerate(self.models):
+            kind = getattr(model, "crop_kind", None)
+            if kind is not None and kind not in kinds:
+                raise ValueError(
+                    f"models.{i}.crop_kind: {kind!r} is not a crop kind of this experiment {kinds}"
+                )
         if isinstance(self.data.input, CropsSource):
             return self  # pre-cut crops are not segmented
         for key, wanted in [
@@ -372,6 +332,15 @@ class Config(StrictModel):
             if unknown:
                 raise ValueError(f"{key}: channel(s) {unknown} not in data.channels {channels}")
         return self
+
+    def crop_kinds(self) -> list[str]:
+        """Kinds the crop stores of this experiment hold (``precut`` for pre-cut crops)."""
+        if isinstance(self.data.input, CropsSource):
+            return ["precut"]
+        kinds = list(self.crops.kinds)
+        if self.crops.background is not None:
+            kinds += ["bg_original", *(f"bg_{e}" for e in self.crops.background.experiments)]
+        return kinds
 
     def model(self, name: str) -> ModelConfig:
         """Return the model config called `name`."""

@@ -19,3 +19,8 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of keys at the top level")
     return raw
+
+
+def config_yaml(config) -> str:
+    """The validated config as YAML text (every default filled in), e.g. for a report."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
