@@ -1,18 +1,91 @@
-"""Leakage-safe splits: whole groups (plates, wells, fields) go to train, validation or test.
+"""Leakage-safe splits: whole groups (plates, wells, fields, compounds) go to one side.
 
 Cells of one well share its culture, plating and imaging; a split by cell would put near
-copies of a test cell in training. Groups are assigned per class, so every class that has
-enough groups appears on both sides.
+copies of a test cell in training, and a split that puts one compound on both sides lets a
+model recognise the compound instead of its mechanism. Groups are assigned per class, so every
+class that has enough groups appears on both sides. Class balancing (`balance_classes`) then
+samples cells within each side, as the nucleocentric workflow's ``--sample`` does.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pandas as pd
 
+from cellbench.features.measure import metadata_column
+
+log = logging.getLogger(__name__)
+
 TRAIN, VAL, TEST = "train", "val", "test"
+UNUSED = "unused"  # left out by class balancing
+LEAKY_SPLIT_WARNING = (
+    "split.by: cell puts cells of one well on both sides of the split; accuracy will be "
+    "optimistic (leakage). Split by well, plate, field or compound for a real estimate."
+)
+
+
+def split_groups(table: pd.DataFrame, by: str) -> pd.Series:
+    """The group of every cell of a feature or cell table for a split `by`.
+
+    Parameters
+    ----------
+    table : DataFrame
+        With ``Metadata_Plate``, ``Metadata_CellId`` and the ``Metadata_`` column of `by`.
+    by : {"plate", "well", "field", "compound", "cell"}
+        Wells and fields are made unique across plates; a compound is one group whatever
+        the plate or concentration.
+
+    Raises
+    ------
+    KeyError
+        The table has no column for `by` (e.g. no compound for a synthetic plate).
+    """
+    column = metadata_column({"cell": "cell_id"}.get(by, by))
+    if column not in table.columns:
+        raise KeyError(f"split.by: {by!r} needs a {column!r} column; the table has none")
+    values = table[column].astype(str)
+    if by in ("plate", "compound", "cell"):
+        return values
+    return table[metadata_column("plate")].astype(str) + "/" + values
+
+
+def balance_classes(
+    assignment: pd.Series, labels: pd.Series, sample: int | str, seed: int = 0
+) -> pd.Series:
+    """Sample cells per class within each side; the others become ``"unused"``.
+
+    Parameters
+    ----------
+    assignment : Series of str
+        ``train`` / ``val`` / ``test`` per cell (from `split_by_group`).
+    labels : Series
+        Class of each cell, same index.
+    sample : int, "max" or "all"
+        N: N cells per class in train, N // 3 in test and N // 10 in validation (all of a
+        class's cells when it has fewer); "max": N = the smallest class's training count;
+        "all": no sampling.
+    seed : int
+
+    Returns
+    -------
+    Series of str
+        `assignment` with the cells left out set to ``"unused"``.
+    """
+    if sample == "all":
+        return assignment
+    if sample == "max":
+        sample = int(labels[assignment == TRAIN].value_counts().min())
+    quota = {TRAIN: int(sample), TEST: int(sample) // 3, VAL: int(sample) // 10}
+    rng = np.random.default_rng(seed)
+    balanced = pd.Series(UNUSED, index=assignment.index, dtype=object)
+    for (side, _), members in assignment.groupby([assignment, labels]).groups.items():
+        members = np.asarray(sorted(members))
+        take = min(quota[side], len(members))
+        balanced[members[rng.permutation(len(members))[:take]]] = side
+    return balanced
 
 
 def split_by_group(

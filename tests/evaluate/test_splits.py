@@ -42,3 +42,64 @@ def test_a_class_with_one_group_stays_in_training():
     labels = pd.Series(["a", "a", "b", "b"])
     split = split_by_group(groups, labels, test_fraction=0.5, seed=0)
     assert list(split[groups == "w1"]) == ["train", "train"]
+
+
+def cell_table(n_per_well=5):
+    rows = []
+    for plate in ("P1", "P2"):
+        for compound, moa in (("c1", "x"), ("c2", "x"), ("c3", "y"), ("c4", "y"), ("c5", "y")):
+            for well in ("A01", "A02"):
+                well_name = f"{well}{compound}"
+                for k in range(n_per_well):
+                    rows.append(
+                        {
+                            "Metadata_CellId": f"{plate}_{well_name}_{k}",
+                            "Metadata_Plate": plate,
+                            "Metadata_Well": well_name,
+                            "Metadata_Compound": compound,
+                            "Metadata_Moa": moa,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_a_compound_is_one_group_across_plates():
+    from cellbench.evaluate.splits import split_groups
+
+    table = cell_table()
+    groups = split_groups(table, "compound")
+    assert groups.nunique() == 5
+    split = split_by_group(groups, table["Metadata_Moa"], test_fraction=0.4, seed=0)
+    per_compound = pd.DataFrame({"c": table["Metadata_Compound"], "s": split})
+    assert (per_compound.groupby("c")["s"].nunique() == 1).all()
+    wells = split_groups(table, "well")
+    assert wells.nunique() == 20  # wells are unique per plate
+    with pytest.raises(KeyError, match="split.by.*Metadata_Field"):
+        split_groups(table, "field")
+
+
+def test_class_balancing_takes_n_per_class_and_thirds_for_test():
+    from cellbench.evaluate.splits import UNUSED, balance_classes
+
+    labels = pd.Series(["a"] * 60 + ["b"] * 30)
+    assignment = pd.Series(["train"] * 40 + ["test"] * 20 + ["train"] * 20 + ["test"] * 10)
+    balanced = balance_classes(assignment, labels, 12, seed=0)
+    counts = pd.crosstab(labels, balanced)
+    assert counts.loc["a", "train"] == 12 and counts.loc["b", "train"] == 12
+    assert counts.loc["a", "test"] == 4 and counts.loc["b", "test"] == 4
+    assert (balanced == UNUSED).sum() == 90 - 32
+    smallest = balance_classes(assignment, labels, "max", seed=0)
+    assert pd.crosstab(labels, smallest).loc[:, "train"].tolist() == [20, 20]
+    assert balance_classes(assignment, labels, "all").equals(assignment)
+
+
+def test_a_split_by_cell_warns_that_it_leaks():
+    from cellbench.config import SplitConfig
+    from cellbench.models.inputs import ModelData
+    from cellbench.models.train import split_cells
+
+    table = cell_table()
+    data = ModelData(cells=table, labels=table["Metadata_Moa"].to_numpy())
+    with pytest.warns(UserWarning, match="leakage"):
+        split = split_cells(data, SplitConfig(by="cell", test_fraction=0.3), seed=0)
+    assert set(split) == {"train", "test"}
