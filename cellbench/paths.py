@@ -51,6 +51,10 @@ class ResultsPaths:
         """Parquet table of a plate's per-cell features."""
         return self.root / "features" / f"{plate}.parquet"
 
+    def embeddings(self, model: str, seed: int) -> Path:
+        """Per-cell embeddings of a representation model, keyed by cell id (Parquet)."""
+        return self.model_dir(model, seed) / "embeddings.parquet"
+
     def model_dir(self, model: str, seed: int) -> Path:
         """Folder of one trained model and its evaluation."""
         return self.root / "models" / model / f"seed{seed}"

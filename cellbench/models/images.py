@@ -75,6 +75,7 @@ def train_image_classifier(
     checkpoint_path: Path,
     depth: int = 18,
     width: int = 64,
+    balanced: bool = True,
 ) -> dict:
     """Fit a ResNet on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -92,6 +93,9 @@ def train_image_classifier(
     depth : {18, 50}
     width : int
         Channels of the first ResNet stage.
+    balanced : bool
+        Weight the cross-entropy by inverse class frequency (it then favours balanced
+        accuracy over accuracy on unequal classes).
 
     Returns
     -------
@@ -103,7 +107,7 @@ def train_image_classifier(
     targets = {split: _class_indices(labels[split], index, split) for split in labels}
     torch.manual_seed(seed)
     model = build_resnet(depth, train.shape[1], len(classes), width)
-    weights = class_weights(targets["train"], len(classes))
+    weights = class_weights(targets["train"], len(classes)) if balanced else None
     loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
 
     def dataset(split: str) -> TensorDataset | None:

@@ -1,19 +1,32 @@
-"""Train a model on the per-cell feature tables, split by group, and save it."""
+"""Train one model for one seed: load its inputs, split the cells by group, fit, save.
+
+Every model type goes through `train_model`; what differs is how its inputs become a
+training set (`load_model_data`) and which fitting function it calls. The split of every
+cell is saved beside the model, so evaluation scores exactly the cells training never saw.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 
-from cellbench.config import ModelConfig, SplitConfig
-from cellbench.evaluate.splits import TRAIN, VAL, split_by_group
-from cellbench.features.measure import METADATA_PREFIX, metadata_column
+from cellbench.config import CLASSICAL_TYPES, ModelConfig, SplitConfig
+from cellbench.evaluate.splits import (
+    LEAKY_SPLIT_WARNING,
+    TRAIN,
+    VAL,
+    balance_classes,
+    split_by_group,
+    split_groups,
+)
 from cellbench.io.atomic import atomic_path, write_json
-from cellbench.models.classical import build_random_forest
+from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
 from cellbench.paths import ResultsPaths
 
 log = logging.getLogger(__name__)
@@ -21,38 +34,72 @@ log = logging.getLogger(__name__)
 SPLIT_COLUMN = "split"
 
 
-def load_feature_tables(paths: list, label_column: str) -> pd.DataFrame:
-    """Concatenate feature tables and keep the cells that have a label."""
-    table = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-    label = metadata_column(label_column)
-    if label not in table.columns:
-        raise KeyError(f"feature tables have no {label!r} column (data.label_column)")
-    from cellbench.features.ground_truth import UNDEFINED
+def split_cells(data: ModelData, split: SplitConfig, seed: int) -> pd.Series:
+    """``train`` / ``val`` / ``test`` (or ``unused``, after balancing) per cell."""
+    if split.by == "cell":
+        warnings.warn(LEAKY_SPLIT_WARNING, UserWarning, stacklevel=2)
+        log.warning(LEAKY_SPLIT_WARNING)
+    labels = pd.Series(data.labels)
+    assignment = split_by_group(
+        split_groups(data.cells, split.by),
+        labels,
+        test_fraction=split.test_fraction,
+        val_fraction=split.val_fraction,
+        seed=seed,
+    )
+    return balance_classes(assignment, labels, split.sample, seed)
 
-    keep = table[label].notna() & (table[label].astype(str) != UNDEFINED)
-    return table[keep].reset_index(drop=True)
+
+def classical_inputs(params, data: ModelData) -> np.ndarray:
+    """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both."""
+    from cellbench.models.classical import flatten_crops
+
+    if params.input == "features":
+        return data.features
+    crops = flatten_crops(data.crops, params.size_px)
+    if params.input == "crops":
+        return crops
+    return np.hstack([data.features, crops])
 
 
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The feature columns of a table: every column that is not `Metadata_`."""
-    return [c for c in table.columns if not c.startswith(METADATA_PREFIX)]
+def build_classical(params, data: ModelData, seed: int):
+    """The scikit-learn pipeline of a classical model config."""
+    from cellbench.models.classical import build_classifier, build_fusion_classifier
+
+    options = {
+        "pca_components": _pca(params.pca_components),
+        "class_weight": params.class_weight,
+    }
+    if params.type == "random_forest":
+        options.update(
+            n_estimators=params.n_estimators,
+            max_depth=params.max_depth,
+            min_samples_leaf=params.min_samples_leaf,
+        )
+    else:
+        options["C"] = params.C
+    if params.input == "fusion":
+        blocks = [data.features.shape[1], data.crops.shape[1] * params.size_px**2]
+        return build_fusion_classifier(params.type, blocks, seed, **options)
+    return build_classifier(params.type, seed, **options)
 
 
-def split_groups(table: pd.DataFrame, by: str) -> pd.Series:
-    """The group of every cell for a split by plate, well or field (unique across plates)."""
-    plate = table[metadata_column("plate")].astype(str)
-    if by == "plate":
-        return plate
-    return plate + "/" + table[metadata_column(by)].astype(str)
+def _pca(value: float | None) -> int | float | None:
+    """A PCA setting: a share of variance below 1, else a number of components."""
+    if value is None:
+        return None
+    return value if value < 1 else int(value)
 
 
 def train_model(
-    table: pd.DataFrame,
     params: ModelConfig,
     split: SplitConfig,
     label_column: str,
     seed: int,
     paths: ResultsPaths,
+    *,
+    feature_tables: list[Path],
+    crop_stores: list[Path],
     settings_hash: str,
 ) -> dict:
     """Split the cells by group, fit the model on the training cells, save model and split.
@@ -60,58 +107,104 @@ def train_model(
     Returns
     -------
     dict
-        Cell counts per split and the classes, for the task's status.
+        Cell counts per split, the classes and training details, for the task's status.
     """
-    labels = table[metadata_column(label_column)].astype(str)
-    assignment = split_by_group(
-        split_groups(table, split.by),
-        labels,
-        test_fraction=split.test_fraction,
-        val_fraction=split.val_fraction,
-        seed=seed,
-    )
-    columns = feature_columns(table)
-    classes = sorted(labels.unique())
-    train = (assignment == TRAIN).to_numpy()
+    data = load_model_data(params, label_column, feature_tables, crop_stores)
+    assignment = split_cells(data, split, seed)
+    classes = sorted(set(data.labels))
+    sides = {s: (assignment == s).to_numpy() for s in (TRAIN, VAL)}
+    train = sides[TRAIN]
     details: dict = {}
-    if params.type == "random_forest":
-        model = build_random_forest(params, seed)
-        model.fit(table.loc[train, columns].to_numpy(), labels[train].to_numpy())
+    if params.type in CLASSICAL_TYPES:
+        model = build_classical(params, data, seed)
+        model.fit(classical_inputs(params, data)[train], data.labels[train])
         with atomic_path(paths.model_file(params.name, seed)) as tmp:
             joblib.dump(model, tmp)
     else:
-        from cellbench.models.mlp import train_mlp
-
-        by_split = {s: (assignment == s).to_numpy() for s in (TRAIN, VAL)}
-        history = train_mlp(
-            params,
-            {s: table.loc[m, columns].to_numpy(dtype=np.float32) for s, m in by_split.items()},
-            {s: labels[m].to_numpy() for s, m in by_split.items()},
-            classes,
-            seed,
-            settings_hash,
-            paths.torch_model_file(params.name, seed),
-            paths.checkpoint(params.name, seed),
-        )
+        history = _train_torch(params, data, sides, classes, seed, settings_hash, paths)
         write_json(paths.history(params.name, seed), history)
         details = {"epochs": len(history["epochs"]), "resumed_from": history["resumed_from"]}
 
-    split_table = pd.DataFrame(
-        {"cell_id": table[metadata_column("cell_id")], SPLIT_COLUMN: assignment}
-    )
+    split_table = pd.DataFrame({"cell_id": data.cells[CELL_ID], SPLIT_COLUMN: assignment})
     with atomic_path(paths.split_file(params.name, seed)) as tmp:
         split_table.to_parquet(tmp, index=False)
+    counts = {k: int(v) for k, v in assignment.value_counts().items()}
     info = {
         "model": params.name,
         "type": params.type,
         "input": params.input,
+        "crop_kind": getattr(params, "crop_kind", None),
         "seed": seed,
-        "feature_columns": columns,
+        "feature_columns": data.feature_names or [],
         "classes": classes,
-        "majority_class": labels[train].value_counts().index[0],
+        "majority_class": pd.Series(data.labels[train]).value_counts().index[0],
         "split_by": split.by,
-        "cells_per_split": {k: int(v) for k, v in assignment.value_counts().items()},
+        "cells_per_split": counts,
     }
     write_json(paths.model_info(params.name, seed), info)
-    log.info("train %s seed %d: %s", params.name, seed, json.dumps(info["cells_per_split"]))
-    return {"cells_per_split": info["cells_per_split"], "classes": classes, **details}
+    log.info("train %s seed %d: %s", params.name, seed, json.dumps(counts))
+    return {"cells_per_split": counts, "classes": classes, **details}
+
+
+def _train_torch(params, data: ModelData, sides: dict, classes, seed, settings_hash, paths):
+    """Fit a PyTorch model (MLP, ResNet, VAE or CP2Image) with the shared training loop."""
+    model_path = paths.torch_model_file(params.name, seed)
+    checkpoint = paths.checkpoint(params.name, seed)
+    if params.type == "mlp":
+        from cellbench.models.mlp import train_mlp
+
+        return train_mlp(
+            params,
+            {s: data.features[m] for s, m in sides.items()},
+            {s: data.labels[m] for s, m in sides.items()},
+            classes,
+            seed,
+            settings_hash,
+            model_path,
+            checkpoint,
+        )
+    from cellbench.models.images import ImageTraining, train_image_classifier, train_vae
+
+    training = ImageTraining(
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        optimizer=params.optimizer,
+        patience=params.patience,
+        scheduler=params.scheduler,
+        augment=getattr(params, "augment", False),
+    )
+    common = {
+        "training": training,
+        "seed": seed,
+        "settings_hash": settings_hash,
+        "model_path": model_path,
+        "checkpoint_path": checkpoint,
+    }
+    images = {s: data.crops[m] for s, m in sides.items()}
+    if params.type == "resnet":
+        labels = {s: data.labels[m] for s, m in sides.items()}
+        return train_image_classifier(
+            images,
+            labels,
+            classes,
+            depth=params.depth,
+            width=params.width,
+            balanced=params.class_weight == "balanced",
+            **common,
+        )
+    if params.type == "vae":
+        return train_vae(
+            images,
+            latent_dim=params.latent_size,
+            depth=params.depth,
+            beta=params.beta,
+            decoder=params.decoder,
+            **common,
+        )
+    from cellbench.models.generator import train_generator
+
+    return train_generator(
+        params, {s: data.features[m] for s, m in sides.items()}, images, **common
+    )
