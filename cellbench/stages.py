@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cellbench.config import Config, stable_hash
+import pandas as pd
+
+from cellbench.config import CLASSICAL_TYPES, Config, stable_hash
 from cellbench.data.plates import has_fields, list_plates, open_plate
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.paths import ResultsPaths
@@ -72,12 +74,21 @@ def list_tasks(config: Config, stage: str) -> list[str]:
     """Names of the tasks of a stage, from the config alone."""
     _check_stage(stage)
     if stage in PLATE_STAGES:
-        if stage != "crop" and not has_fields(config):
-            return []  # pre-cut crops: nothing to segment or measure on whole fields
+        if stage == "segment" and not has_fields(config):
+            return []  # pre-cut crops: nothing to segment (features are measured on the crops)
         return list_plates(config)
     if stage in ("train", "evaluate"):
         return [model_task(m.name, seed) for m in config.models for seed in config.seeds]
     return [AGGREGATE_TASK]
+
+
+def reads_crop_stores(config: Config, stage: str) -> bool:
+    """Whether a stage's tasks read crop stores: the aggregate, pre-cut features, crop models."""
+    if stage == "features":
+        return not has_fields(config)
+    if stage in ("train", "evaluate"):
+        return any(m.input in ("crops", "fusion") for m in config.models)
+    return stage == "aggregate"
 
 
 def model_task(model: str, seed: int) -> str:
@@ -115,9 +126,10 @@ def task_hash(config: Config, stage: str, task: str) -> str:
     }
     if stage in ("train", "evaluate"):
         model, seed = parse_model_task(task)
-        payload = {
-            k: dumped[k] for k in ("data", "segmentation", "features", "ground_truth", "split")
-        }
+        sections = ["data", "segmentation", "features", "ground_truth", "split"]
+        if reads_crop_stores(config, stage):
+            sections.append("crops")
+        payload = {k: dumped[k] for k in sections}
         payload["model"] = config.model(model).model_dump(mode="json")
         payload["seed"] = seed
     else:
@@ -154,16 +166,22 @@ def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
     Their fingerprint is recorded when the task runs; a change makes the task stale.
     """
     paths = ResultsPaths(config.results_root)
-    tables = [paths.feature_table(p) for p in list_plates(config)]
     if stage == "segment":
         return []
     if stage in ("crop", "features"):
-        return [paths.label_store(task)] if has_fields(config) else []
-    if stage == "train":
-        return tables
-    if stage == "evaluate":
-        model, seed = parse_model_task(task)
-        return [*tables, _model_weights(config, paths, model, seed), paths.split_file(model, seed)]
+        if has_fields(config):
+            return [paths.label_store(task)]
+        return [paths.crop_store(task)] if stage == "features" else []
+    model, seed = parse_model_task(task) if stage in ("train", "evaluate") else ("", 0)
+    if stage in ("train", "evaluate"):
+        params = config.model(model)
+        plates = list_plates(config)
+        read = [paths.feature_table(p) for p in plates] if params.input != "crops" else []
+        if params.input in ("crops", "fusion"):
+            read += [paths.crop_store(p) for p in plates]
+        if stage == "train":
+            return read
+        return [*read, _model_weights(config, paths, model, seed), paths.split_file(model, seed)]
     return [
         paths.status_file(name, other) for name in STAGES[:-1] for other in list_tasks(config, name)
     ]
@@ -325,9 +343,24 @@ def _ingest_precut(config: Config, plate: str) -> dict:
 
 
 def _run_features(config: Config, plate: str) -> dict:
+    paths = ResultsPaths(config.results_root)
+    if not has_fields(config):  # pre-cut crops: measure each crop's centre cell
+        from cellbench.features.crops import measure_store_crops
+
+        seg = config.segmentation
+        return measure_store_crops(
+            _require(paths.crop_store(plate)),
+            "precut",
+            config.data.channels,
+            config.features.regions,
+            config.features.texture,
+            seg.nucleus_channel,
+            [c for c in (seg.cell_channels or []) if c in config.data.channels],
+            config.data.label_column,
+            paths.feature_table(plate),
+        )
     from cellbench.features.plate import measure_plate
 
-    paths = ResultsPaths(config.results_root)
     labels = _require(paths.label_store(plate))
     return measure_plate(
         open_plate(config, plate),
@@ -352,17 +385,18 @@ def _marker_setup(config: Config):
 
 
 def _run_train(config: Config, task: str) -> dict:
-    from cellbench.models.train import load_feature_tables, train_model
+    from cellbench.models.train import train_model
 
     model, seed = parse_model_task(task)
-    tables, missing = _available_feature_tables(config)
+    tables, stores, missing = _model_inputs(config, config.model(model))
     details = train_model(
-        load_feature_tables(tables, config.data.label_column),
         config.model(model),
-        config.split,
+        config.model(model).split or config.split,
         config.data.label_column,
         seed,
         ResultsPaths(config.results_root),
+        feature_tables=tables,
+        crop_stores=stores,
         settings_hash=task_hash(config, "train", task),
     )
     return {**details, "plates_missing": missing}
@@ -370,24 +404,25 @@ def _run_train(config: Config, task: str) -> dict:
 
 def _run_evaluate(config: Config, task: str) -> dict:
     from cellbench.evaluate.run import evaluate_model
-    from cellbench.models.train import load_feature_tables
 
     paths = ResultsPaths(config.results_root)
     model, seed = parse_model_task(task)
     _require(_model_weights(config, paths, model, seed))
-    tables, _ = _available_feature_tables(config)
+    tables, stores, _ = _model_inputs(config, config.model(model))
     return evaluate_model(
-        load_feature_tables(tables, config.data.label_column),
+        config.model(model),
         config.data.label_column,
-        model,
         seed,
         paths,
+        feature_tables=tables,
+        crop_stores=stores,
+        channels=config.data.channels,
     )
 
 
 def _model_weights(config: Config, paths: ResultsPaths, model: str, seed: int) -> Path:
     """The file holding a trained model: scikit-learn pipeline or PyTorch weights."""
-    if config.model(model).type == "random_forest":
+    if config.model(model).type in CLASSICAL_TYPES:
         return paths.model_file(model, seed)
     return paths.torch_model_file(model, seed)
 
@@ -406,19 +441,41 @@ def _run_aggregate(config: Config, task: str) -> dict:
         status = read_status(paths.status_file("segment", plate)) or {}
         for name, error in (status.get("details", {}).get("field_errors") or {}).items():
             missing.append(f"segment/{plate} field {name}: {error}")
-    metrics = {(m.name, s): paths.metrics(m.name, s) for m in config.models for s in config.seeds}
-    return build_report(metrics, missing, paths.report_dir, config.name)
+    timings = []
+    for stage in STAGES[:-1]:
+        for name in list_tasks(config, stage):
+            status = read_status(paths.status_file(stage, name)) or {}
+            timings.append(
+                {
+                    "stage": stage,
+                    "task": name,
+                    "state": status.get("state", "not run"),
+                    "seconds": status.get("seconds"),
+                }
+            )
+    return build_report(config, missing, pd.DataFrame(timings))
 
 
-def _available_feature_tables(config: Config) -> tuple[list[Path], list[str]]:
-    """Feature tables that exist, and the plates whose table is missing."""
+def _model_inputs(config: Config, params) -> tuple[list[Path], list[Path], list[str]]:
+    """Feature tables and crop stores a model reads, of the plates that have them.
+
+    A plate whose file is missing (its task failed) is left out and named, so the other
+    plates still train; with no file at all the task fails.
+    """
     paths = ResultsPaths(config.results_root)
     plates = list_plates(config)
-    present = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
-    missing = [p for p in plates if not paths.feature_table(p).exists()]
-    if not present:
+    wanted = {"features": params.input in ("features", "fusion")}
+    wanted["crops"] = params.input in ("crops", "fusion")
+    tables = [paths.feature_table(p) for p in plates] if wanted["features"] else []
+    stores = [paths.crop_store(p) for p in plates] if wanted["crops"] else []
+    missing = sorted({str(f.stem) for f in [*tables, *stores] if not f.exists()})
+    tables = [t for t in tables if t.exists()]
+    stores = [s for s in stores if s.exists()]
+    if wanted["features"] and not tables:
         raise InputMissing(f"no feature table under {paths.root / 'features'}")
-    return present, missing
+    if wanted["crops"] and not stores:
+        raise InputMissing(f"no crop store under {paths.root / 'crops'}")
+    return tables, stores, missing
 
 
 def _require(path: Path) -> Path:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cellbench.config import Config
-from cellbench.stages import PLATE_STAGES, STAGES, is_task_done, list_tasks
+from cellbench.stages import (
+    PLATE_STAGES,
+    STAGES,
+    is_task_done,
+    list_tasks,
+    reads_crop_stores,
+)
 
 ALL = "all"
 
@@ -30,23 +36,30 @@ class StagePlan:
         return len(self.tasks) - len(self.todo)
 
 
-# The stages whose outputs a stage reads (crop and features both read the segmentation).
+# The stages whose outputs a stage reads (crop and features both read the segmentation;
+# models read feature tables and crop stores; pre-cut crops are measured from the crop store).
 PREREQUISITES = {
     "segment": [],
     "crop": ["segment"],
     "features": ["segment"],
-    "train": ["segment", "features"],
-    "evaluate": ["segment", "features", "train"],
+    "train": ["segment", "crop", "features"],
+    "evaluate": ["segment", "crop", "features", "train"],
     "aggregate": ["segment", "crop", "features", "train", "evaluate"],
 }
 
 
-def stages_for(stage: str) -> list[str]:
+def stages_for(stage: str, config: Config | None = None) -> list[str]:
     """The stages that `--stage` names: all of them, or one and those it reads from.
 
-    Prerequisites with nothing to do are planned with no task and cost nothing.
+    Prerequisites with nothing to do are planned with no task and cost nothing. Models that
+    read no crops do not wait for the crop stage.
     """
-    return list(STAGES) if stage == ALL else [*PREREQUISITES[stage], stage]
+    if stage == ALL:
+        return list(STAGES)
+    needed = [s for s in PREREQUISITES[stage] if s != "crop"]
+    if config is None or reads_crop_stores(config, stage):
+        needed.append("crop")
+    return [s for s in STAGES if s in needed or s == stage]
 
 
 def plan(
@@ -69,7 +82,7 @@ def plan(
         how ``--retry-failed`` resubmits failed tasks only.
     """
     plans: list[StagePlan] = []
-    for name in stages_for(stage):
+    for name in stages_for(stage, config):
         tasks = list_tasks(config, name)
         if name != stage and stage != ALL:
             todo = {t for t in tasks if not is_task_done(config, name, t)}  # prerequisites
