@@ -1,118 +1,155 @@
-"""Assemble the report: accuracy table, confusion matrices and the list of missing tasks."""
+"""Assemble the report: tables across seeds, figures, and one HTML page with provenance."""
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from cellbench.config.yaml_file import config_yaml
 from cellbench.io.atomic import atomic_path, write_text
-from cellbench.report.figures import plot_confusion
-from cellbench.report.tables import summarise_accuracy, to_markdown
+from cellbench.paths import ResultsPaths
+from cellbench.report import gallery
+from cellbench.report.html import write_index_html
+from cellbench.report.tables import (
+    per_class_accuracy,
+    summarise_accuracy,
+    summarise_metrics,
+    to_latex,
+    to_markdown,
+)
 
 log = logging.getLogger(__name__)
 
+TORCH_TYPES = ("mlp", "resnet", "vae", "cp2image")
+ACCURACY_COLUMNS = [
+    "model",
+    "input",
+    "n_seeds",
+    "accuracy_mean",
+    "accuracy_sd",
+    "accuracy_pm3se",
+    "balanced_accuracy_mean",
+    "macro_f1_mean",
+    "majority_rate_mean",
+]
+REPRESENTATION_METRICS = ["silhouette", "map"]
+GENERATION_METRICS = ["reconstruction_mse", "ssim", "generated_features_mean_pearson_r"]
 
-def build_report(
-    metrics_files: dict[tuple[str, int], Path],
-    missing_tasks: list[str],
-    report_dir: Path,
-    title: str,
-) -> dict:
-    """Write ``accuracy.csv``, ``accuracy.md``, ``confusion_<model>.png`` and ``index.html``.
+
+def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dict:
+    """Write the tables (CSV, Markdown, LaTeX), the figures and ``report/index.html``.
 
     Parameters
     ----------
-    metrics_files : dict
-        (model, seed) -> metrics.json; absent files count as missing.
+    config : Config
     missing_tasks : list of str
-        Upstream tasks that did not finish, named ``stage/task``, to list in the report.
-    report_dir : Path
-    title : str
-        The experiment's name.
+        Upstream tasks that did not finish, named ``stage/task``, listed in the report.
+    timings : DataFrame
+        stage, task, state, seconds of every task.
 
     Returns
     -------
     dict
         Paths written and the missing tasks, for the task's status.
     """
+    paths = ResultsPaths(config.results_root)
+    out = paths.report_dir
     records = []
-    for (model, seed), path in sorted(metrics_files.items()):
-        if path.exists():
-            records.append(json.loads(path.read_text()))
-        else:
-            missing_tasks = [*missing_tasks, f"evaluate/{model}.seed{seed}"]
+    for model in config.models:
+        for seed in config.seeds:
+            path = paths.metrics(model.name, seed)
+            if path.exists():
+                records.append(json.loads(path.read_text()))
+            else:
+                missing_tasks = [*missing_tasks, f"evaluate/{model.name}.seed{seed}"]
     missing_tasks = sorted(set(missing_tasks))
-    written = []
-    table = summarise_accuracy(records) if records else pd.DataFrame()
-    if not table.empty:
-        with atomic_path(report_dir / "accuracy.csv") as tmp:
-            table.to_csv(tmp, index=False)
-        written.append(report_dir / "accuracy.csv")
-    markdown = _summary_markdown(title, table, missing_tasks)
-    write_text(report_dir / "accuracy.md", markdown)
-    written.append(report_dir / "accuracy.md")
-    figures = []
-    for model in sorted({r["model"] for r in records}):
-        runs = [r for r in records if r["model"] == model]
-        confusion = np.sum([r["confusion"] for r in runs], axis=0)
-        path = report_dir / f"confusion_{model}.png"
-        plot_confusion(
-            confusion, runs[0]["classes"], f"{model} ({len(runs)} seed(s), test cells)", path
-        )
-        figures.append(path)
+    classified = [r for r in records if "accuracy" in r]
+    tables = {
+        "accuracy": summarise_accuracy(classified) if classified else pd.DataFrame(),
+        "per-class accuracy": per_class_accuracy(classified),
+        "representations": summarise_metrics(records, REPRESENTATION_METRICS),
+        "generation": summarise_metrics(records, GENERATION_METRICS),
+    }
+    if not tables["accuracy"].empty:
+        tables["accuracy"] = tables["accuracy"][ACCURACY_COLUMNS]
+    tables = {name: table for name, table in tables.items() if not table.empty}
+    written = _write_tables(tables, out, config.name, missing_tasks)
+    figures = _figures(config, paths, records, out)
     written += figures
-    write_text(report_dir / "index.html", _index_html(title, table, figures, missing_tasks))
-    written.append(report_dir / "index.html")
+    index = write_index_html(
+        out,
+        f"{config.name}: cellbench report",
+        tables,
+        figures,
+        config_yaml(config),
+        None,
+        timings,
+        missing_tasks,
+    )
+    written.append(index)
     log.info("report: %d model run(s), %d missing task(s)", len(records), len(missing_tasks))
     return {"written": [str(p) for p in written], "missing_tasks": missing_tasks}
 
 
-def _summary_markdown(title: str, table: pd.DataFrame, missing: list[str]) -> str:
-    """The report as Markdown: accuracy table and missing tasks."""
-    lines = [f"# {title}: accuracy on held-out cells\n"]
-    if table.empty:
+def _write_tables(tables: dict, out: Path, title: str, missing: list[str]) -> list[Path]:
+    """Each table as CSV and LaTeX, all of them in ``summary.md``; ``accuracy.md`` as before."""
+    written = []
+    for name, table in tables.items():
+        stem = name.replace(" ", "_").replace("-", "_")
+        with atomic_path(out / f"{stem}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        write_text(out / f"{stem}.tex", to_latex(table, f"{title}: {name}"))
+        written += [out / f"{stem}.csv", out / f"{stem}.tex"]
+    lines = [f"# {title}: results on held-out cells\n"]
+    if not tables:
         lines.append("No model finished.\n")
-    else:
-        columns = [
-            "model",
-            "input",
-            "n_seeds",
-            "accuracy_mean",
-            "accuracy_sd",
-            "accuracy_pm3se",
-            "balanced_accuracy_mean",
-            "macro_f1_mean",
-            "majority_rate_mean",
-        ]
-        lines.append(to_markdown(table[columns]))
-    lines.append("\n## Missing tasks\n")
+    for name, table in tables.items():
+        lines += [f"## {name}\n", to_markdown(table)]
+    lines.append("## Missing tasks\n")
     lines.append(
         "\n".join(f"- {t}" for t in missing) + "\n" if missing else "None: every task finished.\n"
     )
-    return "\n".join(lines)
+    write_text(out / "accuracy.md", "\n".join(lines))
+    written.append(out / "accuracy.md")
+    return written
 
 
-def _index_html(title: str, table: pd.DataFrame, figures: list[Path], missing: list[str]) -> str:
-    """A single self-contained page linking the figures relatively."""
-    table_html = (
-        table.to_html(index=False, float_format="{:.3f}".format)
-        if not table.empty
-        else "<p>No model finished.</p>"
-    )
-    images = "\n".join(
-        f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></figure>'
-        for p in figures
-    )
-    missing_html = "".join(f"<li>{html.escape(t)}</li>" for t in missing) or "<li>none</li>"
-    name = html.escape(title)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title></head><body>"
-        f"<h1>{name}</h1><h2>Accuracy on held-out cells</h2>{table_html}"
-        f"<h2>Confusion matrices</h2>{images}"
-        f"<h2>Missing tasks</h2><ul>{missing_html}</ul></body></html>\n"
-    )
+def _figures(config, paths: ResultsPaths, records: list[dict], out: Path) -> list[Path]:
+    """Every figure the results allow; one failing figure is logged and left out."""
+    from cellbench.data.plates import has_fields, list_plates
+    from cellbench.features.measure import metadata_column
+
+    seed = config.seeds[0]
+    plates = list_plates(config)
+    torch_models = [m for m in config.models if m.type in TORCH_TYPES]
+    embedders = [m for m in config.models if m.type in ("resnet", "vae")]
+    label = metadata_column(config.data.label_column)
+    stores = [paths.crop_store(p) for p in plates if paths.crop_store(p).exists()]
+    tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
+    makers = [
+        ("confusion", lambda: gallery.confusion_figures(records, out)),
+        ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed, out)),
+        ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label, out)),
+        ("Grad-CAM", lambda: gallery.gradcam_figures(paths, embedders, seed, out)),
+        ("cells per well", lambda: gallery.plate_heatmap_figures(tables, out)),
+    ]
+    if stores:
+        kind = config.crop_kinds()[0]
+        makers.append(
+            (
+                "montage",
+                lambda: gallery.montage_figure(stores[0], kind, config.data.label_column, out),
+            )
+        )
+    if plates and has_fields(config):
+        makers.append(("segmentation", lambda: gallery.segmentation_figure(config, plates[0], out)))
+    figures: list[Path] = []
+    for name, make in makers:
+        try:
+            figures += make()
+        except Exception as exc:  # a figure is never worth failing the report for
+            log.warning("report: no %s figure (%s: %s)", name, type(exc).__name__, exc)
+    return figures

@@ -39,6 +39,77 @@ def summarise_accuracy(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summarise_metrics(records: list[dict], metrics: list[str]) -> pd.DataFrame:
+    """Mean, SD and ± 3 SE across seeds of the given metrics, per model and input.
+
+    Records without any of `metrics` are left out; a metric a record lacks is NaN.
+    """
+    frame = pd.DataFrame([r for r in records if any(m in r for m in metrics)])
+    if frame.empty:
+        return pd.DataFrame()
+    rows = []
+    for (model, input_name), group in frame.groupby(["model", "input"], sort=True):
+        row = {"model": model, "input": input_name, "n_seeds": len(group)}
+        for metric in metrics:
+            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy(float)
+            n = len(values)
+            sd = float(values.std(ddof=1)) if n > 1 else math.nan
+            row[f"{metric}_mean"] = float(values.mean()) if n else math.nan
+            row[f"{metric}_sd"] = sd
+            row[f"{metric}_pm3se"] = 3 * sd / math.sqrt(n) if n > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class_accuracy(records: list[dict]) -> pd.DataFrame:
+    """Accuracy per class (recall on test cells), mean over seeds: one row per model."""
+    rows = {}
+    for record in records:
+        for name, value in (record.get("per_class_accuracy") or {}).items():
+            rows.setdefault((record["model"], record["input"]), {}).setdefault(name, []).append(
+                np.nan if value is None else value
+            )
+    table = []
+    for (model, input_name), by_class in sorted(rows.items()):
+        means = {name: _mean_or_nan(values) for name, values in sorted(by_class.items())}
+        table.append({"model": model, "input": input_name, **means})
+    return pd.DataFrame(table)
+
+
+def _mean_or_nan(values: list[float]) -> float:
+    """Mean of the defined values (a class absent from a seed's test cells is NaN)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
+def to_latex(frame: pd.DataFrame, caption: str, float_format: str = "{:.3f}") -> str:
+    """A LaTeX tabular of `frame` inside a table environment (booktabs rules)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float | np.floating):
+            return "--" if math.isnan(value) else float_format.format(value)
+        text = str(value)
+        for char in "\\&%$#_{}":
+            text = text.replace(char, "\\" + char)
+        return text
+
+    columns = [cell(c) for c in frame.columns]
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        f"\\begin{{tabular}}{{{'l' * 2}{'r' * (len(columns) - 2)}}}",
+        "\\toprule",
+        " & ".join(columns) + " \\\\",
+        "\\midrule",
+        *(" & ".join(cell(v) for v in row) + " \\\\" for row in frame.itertuples(index=False)),
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{cell(caption)}}}",
+        "\\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
     """Render a DataFrame as a GitHub Markdown table (no extra dependency)."""
 

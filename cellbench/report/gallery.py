@@ -1,0 +1,141 @@
+"""The report's figures, made from what the stages left under the results root.
+
+Each function makes one kind of figure for the experiment and returns the PNG paths it wrote
+(a PDF is written beside each). A figure whose inputs are missing (a task failed, a model
+type without embeddings) is skipped, never an error: the report lists missing tasks anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cellbench.paths import ResultsPaths
+from cellbench.report.figures import (
+    confusion_figure,
+    plate_heatmap_figure,
+    save_figure,
+    training_curves_figure,
+)
+
+log = logging.getLogger(__name__)
+
+MONTAGE_CELLS = 2000  # crops read for the montage, at most
+UMAP_CELLS = 3000  # cells embedded by UMAP, at most
+
+
+def _png(written: list[Path]) -> Path:
+    return next(p for p in written if p.suffix == ".png")
+
+
+def confusion_figures(records: list[dict], out: Path) -> list[Path]:
+    """One confusion matrix per model, summed over seeds (test cells)."""
+    figures = []
+    for model in sorted({r["model"] for r in records if "confusion" in r}):
+        runs = [r for r in records if r["model"] == model and "confusion" in r]
+        confusion = np.sum([r["confusion"] for r in runs], axis=0)
+        title = f"{model} ({len(runs)} seed(s), test cells)"
+        figures.append(
+            _png(
+                save_figure(
+                    confusion_figure(confusion, runs[0]["classes"], title),
+                    out / f"confusion_{model}",
+                )
+            )
+        )
+    return figures
+
+
+def training_curve_figures(paths: ResultsPaths, models: list, seed: int, out: Path) -> list[Path]:
+    """Training and validation loss per epoch of each PyTorch model (first seed)."""
+    figures = []
+    for model in models:
+        history = paths.history(model.name, seed)
+        if history.exists():
+            figure = training_curves_figure(json.loads(history.read_text()), title=model.name)
+            figures.append(_png(save_figure(figure, out / f"training_{model.name}")))
+    return figures
+
+
+def embedding_figures(
+    paths: ResultsPaths, models: list, seed: int, label: str, out: Path
+) -> list[Path]:
+    """UMAP of each representation model's embeddings of the test cells, coloured by class."""
+    from cellbench.report.figures_embedding import embedding_figure, umap_embedding
+
+    figures = []
+    for model in models:
+        path = paths.embeddings(model.name, seed)
+        if not path.exists():
+            continue
+        table = pd.read_parquet(path)
+        table = table[table["split"] == "test"]
+        if len(table) > UMAP_CELLS:
+            table = table.sample(UMAP_CELLS, random_state=seed)
+        columns = [c for c in table.columns if c.startswith("embedding_")]
+        coords = umap_embedding(table[columns].to_numpy(), seed=seed)
+        title = f"{model.name}: UMAP of test-cell embeddings"
+        figure = embedding_figure(coords, table[label].astype(str).to_numpy(), title=title)
+        figures.append(_png(save_figure(figure, out / f"umap_{model.name}")))
+    return figures
+
+
+def gradcam_figures(paths: ResultsPaths, models: list, seed: int, out: Path) -> list[Path]:
+    """The Grad-CAM panels the evaluate stage drew (copied next to the report)."""
+    figures = []
+    for model in models:
+        panel = paths.model_dir(model.name, seed) / "gradcam.png"
+        if panel.exists():
+            target = out / f"gradcam_{model.name}.png"
+            target.write_bytes(panel.read_bytes())
+            figures.append(target)
+    return figures
+
+
+def montage_figure(store: Path, kind: str, label_column: str, out: Path) -> list[Path]:
+    """Crops of one kind, a row per class, from one plate's crop store."""
+    from cellbench.crops.store import read_cells, read_crops
+    from cellbench.report.figures_images import crop_montage_figure
+
+    cells = read_cells(store)
+    if label_column not in cells.columns:
+        return []
+    rows = np.arange(min(len(cells), MONTAGE_CELLS))
+    crops, _ = read_crops(store, kind, slice(0, len(rows)))
+    labels = cells[label_column].astype(str).to_numpy()[rows]
+    figure = crop_montage_figure(crops, labels, title=f"{kind} crops of {store.stem}")
+    return [_png(save_figure(figure, out / f"montage_{kind}"))]
+
+
+def segmentation_figure(config, plate: str, out: Path, n_fields: int = 3) -> list[Path]:
+    """Outlines of the segmented cells on the first fields of a plate."""
+    from cellbench.data.plates import open_plate, read_field
+    from cellbench.report.figures_images import segmentation_overlay_figure
+    from cellbench.segment.store import read_labels, stored_fields
+
+    store = ResultsPaths(config.results_root).label_store(plate)
+    if not store.exists():
+        return []
+    opened = open_plate(config, plate)
+    by_name = {f.name: f for f in opened.fields}
+    names = [n for n in stored_fields(store) if n in by_name][:n_fields]
+    channels = [config.segmentation.nucleus_channel, *(config.segmentation.cell_channels or [])]
+    images = [read_field(opened, by_name[n], channels) for n in names]
+    labels = [read_labels(store, n)[0] for n in names]
+    figure = segmentation_overlay_figure(images, labels, titles=names)
+    return [_png(save_figure(figure, out / f"segmentation_{plate}"))]
+
+
+def plate_heatmap_figures(feature_tables: list[Path], out: Path) -> list[Path]:
+    """Cells per well of each plate (from its feature table)."""
+    figures = []
+    for table_path in feature_tables:
+        wells = pd.read_parquet(table_path, columns=["Metadata_Well"])["Metadata_Well"]
+        counts = wells.astype(str).value_counts().to_dict()
+        figure = plate_heatmap_figure(counts, title=f"cells per well, {table_path.stem}")
+        figures.append(_png(save_figure(figure, out / f"cells_per_well_{table_path.stem}")))
+    return figures
