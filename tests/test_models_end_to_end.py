@@ -1,0 +1,103 @@
+"""Every model type through train, evaluate and the report: the demo, and BBBC021's real crops."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cellbench.config import config_from_dict, default_data_root
+from cellbench.execution.run import execute
+from cellbench.paths import ResultsPaths
+from tests.helpers import REPO
+
+
+def load_yaml_config(name: str, results_root, **changes):
+    raw = yaml.safe_load((REPO / "configs" / name).read_text())
+    raw["results_root"] = str(results_root)
+    raw.update(changes)
+    return raw
+
+
+def run_all(raw: dict):
+    config = config_from_dict(raw)
+    results = execute(config, "all", "local", echo=lambda line: None)
+    failed = [f"{r.stage}/{r.task}: {r.message}" for r in results if not r.ok]
+    assert failed == []
+    return config, ResultsPaths(config.results_root)
+
+
+def metrics(paths: ResultsPaths, model: str, seed: int = 0) -> dict:
+    return json.loads(paths.metrics(model, seed).read_text())
+
+
+def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
+    from tests.report.test_html import chromium_or_skip, run_chromium
+
+    raw = load_yaml_config("demo.yaml", tmp_path / "results", seeds=[0])
+    raw["data"]["input"]["plates"] = 1
+    config, paths = run_all(raw)
+    assert {m.type for m in config.models} == {
+        "random_forest", "svm", "logistic_regression", "mlp", "resnet", "vae", "cp2image"
+    }  # fmt: skip
+    for model in ("rf", "svm", "logreg_fusion", "mlp", "resnet"):
+        result = metrics(paths, model)
+        assert result["accuracy"] > result["majority_rate"], (model, result)
+    for model in ("resnet", "vae"):
+        embeddings = pd.read_parquet(paths.embeddings(model, 0))
+        assert embeddings["Metadata_CellId"].is_unique
+        assert {"split", "Metadata_Condition", "embedding_000"} <= set(embeddings.columns)
+        assert -1 <= metrics(paths, model)["silhouette"] <= 1
+        assert 0 < metrics(paths, model)["map"] <= 1
+    assert metrics(paths, "vae")["reconstruction_mse"] < 0.1  # crops are scaled to [0, 1]
+    generated = metrics(paths, "cp2image")
+    assert 0 < generated["ssim"] <= 1 and generated["generated_features_n_features"] > 0
+    gradcam = np.load(paths.model_dir("resnet", 0) / "gradcam.npz")
+    maps = gradcam["maps"]
+    assert maps.shape[1:] == (32, 32) and 0 <= maps.min() and maps.max() <= 1
+    history = json.loads(paths.history("resnet", 0).read_text())
+    assert history["epochs"] and history["best_epoch"] >= 1
+
+    report = paths.report_dir
+    for name in ("accuracy.csv", "accuracy.tex", "representations.csv", "generation.csv"):
+        assert (report / name).stat().st_size > 0
+    accuracy = pd.read_csv(report / "accuracy.csv")
+    assert set(accuracy["model"]) == {"rf", "svm", "logreg_fusion", "mlp", "resnet", "vae"}
+    figures = sorted(p.name for p in report.glob("*.png"))
+    for stem in ("confusion_rf", "umap_resnet", "gradcam_resnet", "training_vae", "montage_"):
+        assert any(name.startswith(stem) for name in figures), (stem, figures)
+
+    chromium = chromium_or_skip()
+    done = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        (report / "index.html").resolve().as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = dict(re.findall(r'data-([\w-]+)="(\d+)"', done.stdout))
+    assert check["images-broken"] == "0"
+    assert int(check["images-loaded"]) == len(figures)
+    for table in ("accuracy", "per-class-accuracy", "representations", "generation"):
+        assert f'id="table-{table}"' in done.stdout
+
+
+@pytest.mark.skipif(not (default_data_root() / "bbbc021").is_dir(), reason="no BBBC021 data")
+def test_bbbc021_random_forest_and_resnet_beat_the_majority_class(tmp_path):
+    raw = load_yaml_config("bbbc021.yaml", tmp_path / "results")
+    config, paths = run_all(raw)
+    for model in ("rf_by_plate", "resnet_by_plate"):
+        result = metrics(paths, model)
+        print(model, result["accuracy"], result["majority_rate"])
+        assert result["accuracy"] > result["majority_rate"] + 0.05, (model, result)
+    for model, column in (
+        ("rf_by_plate", "Metadata_Plate"),
+        ("rf_by_compound", "Metadata_Compound"),
+    ):
+        predictions = pd.read_parquet(paths.predictions(model, 0))
+        assert (predictions.groupby(column)["split"].nunique() == 1).all()  # no leak
+    compound = metrics(paths, "rf_by_compound")
+    assert compound["accuracy"] > compound["majority_rate"]
