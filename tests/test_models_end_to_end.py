@@ -65,9 +65,15 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         assert (report / name).stat().st_size > 0
     accuracy = pd.read_csv(report / "accuracy.csv")
     assert set(accuracy["model"]) == {"rf", "svm", "logreg_fusion", "mlp", "resnet", "vae"}
-    figures = sorted(p.name for p in report.glob("*.png"))
+    figures = sorted(p.name for p in report.rglob("*.png"))
     for stem in ("confusion_rf", "umap_resnet", "gradcam_resnet", "training_vae", "montage_"):
         assert any(name.startswith(stem) for name in figures), (stem, figures)
+
+    study = pd.read_csv(report / "background_study" / "table1.csv")
+    assert set(study["experiment"]) == {"base", "mask", "same", "diff", "batch"}
+    assert study["mean"].between(0, 1).all()
+    published = pd.read_csv(report / "background_study" / "crops" / "results_diff.csv")
+    assert list(published.columns) == ["Location1", "Location2", "Background", "Accuracy", "StdDev"]
 
     chromium = chromium_or_skip()
     done = run_chromium(
@@ -81,7 +87,8 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     check = dict(re.findall(r'data-([\w-]+)="(\d+)"', done.stdout))
     assert check["images-broken"] == "0"
     assert int(check["images-loaded"]) == len(figures)
-    for table in ("accuracy", "per-class-accuracy", "representations", "generation"):
+    tables = ("accuracy", "per-class-accuracy", "representations", "generation")
+    for table in (*tables, "background-study-table-1"):
         assert f'id="table-{table}"' in done.stdout
 
 

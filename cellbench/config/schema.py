@@ -183,6 +183,19 @@ class CropKind(StrictModel):
 BackgroundKindName = Literal["masked", "swap_same", "swap_diff", "cell_free"]
 
 
+class PairwiseStudy(StrictModel):
+    """The background study's protocol on the experiment kinds (in the aggregate stage).
+
+    Crops are flattened at `size_px`, standardised and reduced to `components` PCA
+    components; every pair of classes gets a `folds`-fold cross-validated linear-SVM accuracy.
+    """
+
+    size_px: int = Field(16, ge=4)
+    components: int = Field(50, ge=1)
+    folds: int = Field(5, ge=2)
+    max_per_class: int | None = Field(1000, ge=1, description="cells per class, at most")
+
+
 class BackgroundConfig(StrictModel):
     """Background-confound experiments: the cell kept, its surroundings changed.
 
@@ -197,6 +210,10 @@ class BackgroundConfig(StrictModel):
     size_px: int = Field(64, ge=8, description="side of the windows")
     seed: int = 0
     windows_per_field: int = Field(4, ge=1, description="cell-free windows kept per field")
+    study: PairwiseStudy | None = Field(
+        default_factory=lambda: PairwiseStudy(),
+        description="the aggregate stage's pairwise-SVM study of the kinds; null: none",
+    )
 
 
 class CropsConfig(StrictModel):

@@ -76,9 +76,12 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     if not tables["accuracy"].empty:
         tables["accuracy"] = tables["accuracy"][ACCURACY_COLUMNS]
     tables = {name: table for name, table in tables.items() if not table.empty}
-    written = _write_tables(tables, out, config.name, missing_tasks)
     figures = _figures(config, paths, records, out)
-    written += figures
+    study = _background_study(config, paths, out)
+    if study is not None:
+        tables["background study (Table 1)"] = study["table"]
+        figures += [p for p in study["written"] if p.suffix == ".png"]
+    written = _write_tables(tables, out, config.name, missing_tasks) + figures
     index = write_index_html(
         out,
         f"{config.name}: cellbench report",
@@ -115,6 +118,33 @@ def _write_tables(tables: dict, out: Path, title: str, missing: list[str]) -> li
     write_text(out / "accuracy.md", "\n".join(lines))
     written.append(out / "accuracy.md")
     return written
+
+
+def _background_study(config, paths: ResultsPaths, out: Path) -> dict | None:
+    """Table 1 and Figure 2 of the pipeline's own background experiments, if configured."""
+    from cellbench.data.plates import list_plates
+    from cellbench.evaluate.background_study import background_study
+    from cellbench.report.background_swap import write_background_swap
+
+    settings = config.crops.background
+    if settings is None or settings.study is None:
+        return None
+    stores = [paths.crop_store(p) for p in list_plates(config) if paths.crop_store(p).exists()]
+    if not stores:
+        return None
+    folder = out / "background_study"
+    study = settings.study
+    background_study(
+        stores,
+        config.data.label_column,
+        folder / "crops",  # one "model": PCA of the flattened crops
+        size_px=study.size_px,
+        components=study.components,
+        folds=study.folds,
+        max_per_class=study.max_per_class,
+        seed=config.seeds[0],
+    )
+    return write_background_swap(folder, folder, classes=None)
 
 
 def _figures(config, paths: ResultsPaths, records: list[dict], out: Path) -> list[Path]:

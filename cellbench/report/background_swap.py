@@ -36,6 +36,7 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -134,8 +135,14 @@ def read_results(results_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
     return results
 
 
-def class_accuracies(frame: pd.DataFrame, experiment: str, *, pairs: str = "first") -> pd.Series:
-    """Mean accuracy per localisation class of one experiment, in `LOCALISATION_CLASSES` order.
+def class_accuracies(
+    frame: pd.DataFrame,
+    experiment: str,
+    *,
+    pairs: str = "first",
+    classes: Sequence[str] | None = LOCALISATION_CLASSES,
+) -> pd.Series:
+    """Mean accuracy per class of one experiment, in the order of `classes`.
 
     Parameters
     ----------
@@ -145,6 +152,9 @@ def class_accuracies(frame: pd.DataFrame, experiment: str, *, pairs: str = "firs
         One of `EXPERIMENTS`; picks the rule (see the module's docstring).
     pairs : {"first", "mean"}
         One accuracy per pair for batch and diff: see `PAIR_PROTOCOLS`.
+    classes : sequence of str or None
+        The classes that count (the study's 15 localisations by default); None: every class
+        in the file, sorted (the pipeline's own swap experiments).
     """
     if experiment not in EXPERIMENTS:
         raise ValueError(f"experiment {experiment!r} is not one of {list(EXPERIMENTS)}")
@@ -157,7 +167,7 @@ def class_accuracies(frame: pd.DataFrame, experiment: str, *, pairs: str = "firs
         per_class = _credit_both_classes(per_pair)
     else:
         per_class = _credit_both_classes(_one_row_per_pair(frame, pairs))
-    order = [c for c in LOCALISATION_CLASSES if c in per_class.index]
+    order = [c for c in (classes or sorted(per_class.index)) if c in per_class.index]
     return per_class.loc[order].rename("accuracy")
 
 
@@ -192,14 +202,19 @@ def _credit_both_classes(per_pair: pd.DataFrame) -> pd.Series:
 
 
 def per_class_accuracies(
-    results: dict[str, dict[str, pd.DataFrame]], *, pairs: str = "first"
+    results: dict[str, dict[str, pd.DataFrame]],
+    *,
+    pairs: str = "first",
+    classes: Sequence[str] | None = LOCALISATION_CLASSES,
 ) -> pd.DataFrame:
     """Long table: model, experiment, class, accuracy (the per-class means of Table 1)."""
     rows = []
     for model, experiments in results.items():
         for experiment in EXPERIMENTS:
             if experiment in experiments:
-                accuracies = class_accuracies(experiments[experiment], experiment, pairs=pairs)
+                accuracies = class_accuracies(
+                    experiments[experiment], experiment, pairs=pairs, classes=classes
+                )
                 rows += [
                     {"model": model, "experiment": experiment, "class": c, "accuracy": a}
                     for c, a in accuracies.items()
@@ -255,7 +270,8 @@ def _notes(table: pd.DataFrame, per_class: pd.DataFrame, pairs: str) -> list[str
         + ".",
     ]
     for experiment, group in per_class.groupby("experiment", sort=False):
-        absent = [c for c in LOCALISATION_CLASSES if c not in set(group["class"])]
+        expected = LOCALISATION_CLASSES if per_class.attrs.get("published", True) else ()
+        absent = [c for c in expected if c not in set(group["class"])]
         if absent:
             why = "never a Location1" if experiment in ("base", "mask") else "in no pair"
             notes.append(f"{experiment} lacks {', '.join(absent)} ({why}).")
@@ -375,7 +391,13 @@ def figure2(per_class: pd.DataFrame) -> Figure:
     return fig
 
 
-def write_background_swap(results_dir: Path, out_dir: Path, *, pairs: str = "first") -> dict:
+def write_background_swap(
+    results_dir: Path,
+    out_dir: Path,
+    *,
+    pairs: str = "first",
+    classes: Sequence[str] | None = LOCALISATION_CLASSES,
+) -> dict:
     """Read the results, write Table 1 (.csv, .md, .tex), per-class means and Figure 2.
 
     Returns
@@ -384,7 +406,8 @@ def write_background_swap(results_dir: Path, out_dir: Path, *, pairs: str = "fir
         ``table`` (Table 1), ``per_class`` (its per-class means) and ``written`` (the paths).
     """
     results = read_results(results_dir)
-    per_class = per_class_accuracies(results, pairs=pairs)
+    per_class = per_class_accuracies(results, pairs=pairs, classes=classes)
+    per_class.attrs["published"] = classes is LOCALISATION_CLASSES
     table = table1(per_class)
     out_dir = Path(out_dir)
     written = []
