@@ -119,9 +119,11 @@ def task_hash(config: Config, stage: str, task: str) -> str:
             "segmentation",
             "features",
             "ground_truth",
+            "crops",
             "split",
             "models",
             "seeds",
+            "report",
         ],
     }
     if stage in ("train", "evaluate"):

@@ -103,3 +103,30 @@ def test_submit_exits_2_with_one_line_on_a_typo(tmp_path):
     assert "split.test_fractoin" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_kl_pairs_name_models_that_give_probabilities(tmp_path):
+    from cellbench.config import config_from_dict
+    from tests.helpers import experiment_dict
+
+    raw = experiment_dict(tmp_path / "results")
+    raw["models"] = [{"name": "rf", "type": "random_forest"}, {"name": "svm", "type": "svm"}]
+    raw["report"] = {"kl_pairs": [{"original": "rf", "masked": "nope"}]}
+    with pytest.raises(ConfigError, match="report.kl_pairs.0.masked: no model named 'nope'"):
+        config_from_dict(raw)
+    raw["report"] = {"kl_pairs": [{"original": "rf", "masked": "svm"}]}
+    with pytest.raises(ConfigError, match="'svm' gives no class probabilities"):
+        config_from_dict(raw)
+
+
+def test_a_crop_model_names_a_crop_kind_of_the_experiment(tmp_path):
+    from cellbench.config import config_from_dict
+    from tests.helpers import experiment_dict
+
+    raw = experiment_dict(tmp_path / "results")
+    raw["models"] = [{"name": "cnn", "type": "resnet", "crop_kind": "whole_cel"}]
+    with pytest.raises(ConfigError, match="models.0.crop_kind: 'whole_cel' is not a crop kind"):
+        config_from_dict(raw)
+    raw["models"] = [{"name": "lr", "type": "logistic_regression", "input": "crops"}]
+    with pytest.raises(ConfigError, match="crop_kind"):
+        config_from_dict(raw)

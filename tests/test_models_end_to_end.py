@@ -64,11 +64,16 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     for name in ("accuracy.csv", "accuracy.tex", "representations.csv", "generation.csv"):
         assert (report / name).stat().st_size > 0
     accuracy = pd.read_csv(report / "accuracy.csv")
-    assert set(accuracy["model"]) == {"rf", "svm", "logreg_fusion", "mlp", "resnet", "vae"}
+    classifiers = {m.name for m in config.models if m.type != "cp2image"}
+    assert set(accuracy["model"]) == classifiers  # the VAE through its linear probe
     figures = sorted(p.name for p in report.rglob("*.png"))
     for stem in ("confusion_rf", "umap_resnet", "gradcam_resnet", "training_vae", "montage_"):
         assert any(name.startswith(stem) for name in figures), (stem, figures)
 
+    kl = pd.read_csv(report / "kl_resnet_original_vs_resnet_masked.csv")
+    test_cells = pd.read_parquet(paths.predictions("resnet_masked", 0))["split"].eq("test").sum()
+    assert len(kl) == test_cells and (kl["kl"] >= 0).all() and kl["kl"].max() > 0
+    assert (report / "kl_resnet_original_vs_resnet_masked.png").stat().st_size > 0
     study = pd.read_csv(report / "background_study" / "table1.csv")
     assert set(study["experiment"]) == {"base", "mask", "same", "diff", "batch"}
     assert study["mean"].between(0, 1).all()
@@ -88,7 +93,7 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     assert check["images-broken"] == "0"
     assert int(check["images-loaded"]) == len(figures)
     tables = ("accuracy", "per-class-accuracy", "representations", "generation")
-    for table in (*tables, "background-study-table-1"):
+    for table in (*tables, "background-study-table-1", "kl-resnet-original-vs-resnet-masked"):
         assert f'id="table-{table}"' in done.stdout
 
 

@@ -14,6 +14,7 @@ from cellbench.config.models import ModelConfig, SplitConfig
 from cellbench.config.segmentation import SegmentationConfig
 
 DATA_ENV_VAR = "CELLBENCH_DATA"
+PROBABILISTIC_TYPES = ("random_forest", "logistic_regression", "resnet")  # give probabilities
 
 
 def default_data_root() -> Path:
@@ -290,6 +291,24 @@ class GroundTruthConfig(StrictModel):
         return self
 
 
+class KLPair(StrictModel):
+    """Two classifiers of the same cells whose predicted class distributions are compared.
+
+    The KL study: a model trained on original crops against one trained on masked crops;
+    KL(original || masked) per test cell, or of the mean distributions per group.
+    """
+
+    original: str
+    masked: str
+    per: str = Field("cell", description="cell, or a /cells column to group by (e.g. well)")
+
+
+class ReportConfig(StrictModel):
+    """Extra analyses of the aggregate stage."""
+
+    kl_pairs: list[KLPair] = Field(default_factory=list)
+
+
 class Config(StrictModel):
     """One experiment: data, every stage's settings, models, seeds and where results go."""
 
@@ -307,6 +326,7 @@ class Config(StrictModel):
         default_factory=list, description="none: an experiment that only segments and measures"
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @model_validator(mode="after")
@@ -332,6 +352,16 @@ class Config(StrictModel):
                     f"ground_truth.align_channel: {align!r} is not in data.marker_channels "
                     f"{markers}"
                 )
+        for i, pair in enumerate(self.report.kl_pairs):
+            for key in ("original", "masked"):
+                name = getattr(pair, key)
+                if name not in names:
+                    raise ValueError(f"report.kl_pairs.{i}.{key}: no model named {name!r}")
+                if self.model(name).type not in PROBABILISTIC_TYPES:
+                    raise ValueError(
+                        f"report.kl_pairs.{i}.{key}: {name!r} gives no class probabilities; "
+                        f"use one of the types {list(PROBABILISTIC_TYPES)}"
+                    )
         kinds = self.crop_kinds()
         for i, model in enumerate(self.models):
             kind = getattr(model, "crop_kind", None)

@@ -72,6 +72,7 @@ def evaluate_model(
     if embeddings is not None:
         _write_embeddings(predictions, embeddings, paths.embeddings(params.name, seed))
         result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
+        result.update(_nsc(data.cells[test], embeddings[test]))
     if params.type in ("vae", "cp2image"):
         result.update(_reconstruction(params, data, paths, seed, test, channels))
     if params.type == "resnet" and params.gradcam_cells > 0:
@@ -80,7 +81,7 @@ def evaluate_model(
     with atomic_path(paths.predictions(params.name, seed)) as tmp:
         predictions.to_parquet(tmp, index=False)
     write_json(paths.metrics(params.name, seed), result)
-    headline = ("accuracy", "majority_rate", "silhouette", "map", "reconstruction_mse")
+    headline = ("accuracy", "majority_rate", "silhouette", "map", "nsc", "reconstruction_mse")
     return {k: result[k] for k in headline if k in result}
 
 
@@ -130,6 +131,13 @@ def _write_embeddings(predictions: pd.DataFrame, embeddings: np.ndarray, path: P
         table.to_parquet(tmp, index=False)
 
 
+def representation_metrics(
+    cells: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray, seed: int
+) -> dict:
+    """Silhouette, mAP and (with compound and MOA metadata) NSC of a representation."""
+    return {**_embedding_metrics(embeddings, labels, seed), **_nsc(cells, embeddings)}
+
+
 def _embedding_metrics(embeddings: np.ndarray, labels: np.ndarray, seed: int) -> dict:
     """Silhouette and mean mAP (copairs' definition) of the test cells' embeddings."""
     from cellbench.evaluate.retrieval import retrieval_map, silhouette
@@ -149,6 +157,30 @@ def _embedding_metrics(embeddings: np.ndarray, labels: np.ndarray, seed: int) ->
         ),
         "map_significant_classes": int(classes["below_corrected_p"].sum()),
     }
+
+
+NSC_COLUMNS = ("Metadata_Compound", "Metadata_Concentration", "Metadata_Moa")
+
+
+def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
+    """NSC accuracy of the test cells' embeddings when cells carry compound and MOA.
+
+    Profiles are well means, then treatment medians (`cellbench.evaluate.nsc`).
+    """
+    from cellbench.errors import CellbenchError
+    from cellbench.evaluate.nsc import nsc_accuracy
+
+    if not all(c in cells.columns for c in NSC_COLUMNS):
+        return {}
+    keep = [c for c in (*NSC_COLUMNS, "Metadata_Plate", "Metadata_Well") if c in cells.columns]
+    columns = {f"embedding_{i:03d}": embeddings[:, i] for i in range(embeddings.shape[1])}
+    table = pd.concat([cells[keep].reset_index(drop=True), pd.DataFrame(columns)], axis=1)
+    try:
+        result = nsc_accuracy(table)
+    except CellbenchError as exc:  # e.g. test cells of a single compound
+        log.warning("no NSC: %s", exc)
+        return {}
+    return {"nsc": result.accuracy, "nsc_treatments": result.n_treatments}
 
 
 def _reconstruction(params, data: ModelData, paths, seed: int, test, channels) -> dict:

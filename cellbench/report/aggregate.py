@@ -6,12 +6,14 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cellbench.config.yaml_file import config_yaml
 from cellbench.io.atomic import atomic_path, write_text
 from cellbench.paths import ResultsPaths
 from cellbench.report import gallery
+from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
 from cellbench.report.tables import (
     per_class_accuracy,
@@ -35,7 +37,7 @@ ACCURACY_COLUMNS = [
     "macro_f1_mean",
     "majority_rate_mean",
 ]
-REPRESENTATION_METRICS = ["silhouette", "map"]
+REPRESENTATION_METRICS = ["silhouette", "map", "nsc"]
 GENERATION_METRICS = ["reconstruction_mse", "ssim", "generated_features_mean_pearson_r"]
 
 
@@ -67,16 +69,22 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
                 missing_tasks = [*missing_tasks, f"evaluate/{model.name}.seed{seed}"]
     missing_tasks = sorted(set(missing_tasks))
     classified = [r for r in records if "accuracy" in r]
+    handcrafted = _handcrafted_representation(config, paths)
+    records_with_features = records + ([handcrafted] if handcrafted else [])
     tables = {
         "accuracy": summarise_accuracy(classified) if classified else pd.DataFrame(),
         "per-class accuracy": per_class_accuracy(classified),
-        "representations": summarise_metrics(records, REPRESENTATION_METRICS),
+        "representations": summarise_metrics(records_with_features, REPRESENTATION_METRICS),
         "generation": summarise_metrics(records, GENERATION_METRICS),
     }
     if not tables["accuracy"].empty:
         tables["accuracy"] = tables["accuracy"][ACCURACY_COLUMNS]
     tables = {name: table for name, table in tables.items() if not table.empty}
     figures = _figures(config, paths, records, out)
+    for pair in config.report.kl_pairs:
+        summary, figure = _kl_study(pair, config.seeds[0], paths, out)
+        tables[f"KL {pair.original} vs {pair.masked}"] = summary
+        figures.append(figure)
     study = _background_study(config, paths, out)
     if study is not None:
         tables["background study (Table 1)"] = study["table"]
@@ -118,6 +126,79 @@ def _write_tables(tables: dict, out: Path, title: str, missing: list[str]) -> li
     write_text(out / "accuracy.md", "\n".join(lines))
     written.append(out / "accuracy.md")
     return written
+
+
+def _handcrafted_representation(config, paths: ResultsPaths) -> dict | None:
+    """The handcrafted features as a representation: standardised, scored on every cell."""
+    from cellbench.config import RandomForestModel
+    from cellbench.data.plates import list_plates
+    from cellbench.evaluate.run import representation_metrics
+    from cellbench.models.inputs import load_model_data
+
+    every_feature = RandomForestModel(name="handcrafted")  # reads every feature column
+
+    tables = [paths.feature_table(p) for p in list_plates(config)]
+    tables = [t for t in tables if t.exists()]
+    if not tables:
+        return None
+    try:
+        data = load_model_data(every_feature, config.data.label_column, tables, [])
+    except Exception as exc:  # no labelled cell: no row, the rest of the report stands
+        log.warning("report: no handcrafted representation row (%s)", exc)
+        return None
+    x = data.features.astype(np.float64)
+    x = np.where(np.isnan(x), np.nanmedian(x, axis=0), x)
+    x = np.nan_to_num((x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1))
+    metrics = representation_metrics(data.cells, x, data.labels, config.seeds[0])
+    return {"model": "handcrafted", "input": "features", "seed": config.seeds[0], **metrics}
+
+
+def _kl_study(pair, seed: int, paths: ResultsPaths, out: Path) -> tuple[pd.DataFrame, Path]:
+    """KL(original || masked) of two classifiers' class probabilities on their test cells.
+
+    Per cell, or of the mean distributions per group (``pair.per``, a metadata column);
+    writes the values as CSV and the KL study's Figure 3A (histogram with quartile lines).
+    """
+    from cellbench.evaluate.distributions import group_kl_divergence, kl_divergence
+    from cellbench.features.measure import metadata_column
+    from cellbench.report.figures import kl_histogram_figure
+
+    tables = [
+        pd.read_parquet(paths.predictions(name, seed)) for name in (pair.original, pair.masked)
+    ]
+    key = metadata_column("cell_id")
+    merged = tables[0].merge(tables[1], on=key, suffixes=("", "_masked"))
+    merged = merged[(merged["split"] == "test") & (merged["split_masked"] == "test")]
+    classes = [c for c in tables[0].columns if c.startswith("probability_") and c in tables[1]]
+    p = merged[classes].to_numpy()
+    q = merged[[f"{c}_masked" for c in classes]].to_numpy()
+    if pair.per == "cell":
+        values = pd.DataFrame({"cell_id": merged[key], "kl": kl_divergence(p, q)})
+    else:
+        groups = merged[metadata_column(pair.per)].astype(str).to_numpy()
+        values = group_kl_divergence(p, q, groups).rename(columns={"kl_of_means": "kl"})
+    stem = f"kl_{pair.original}_vs_{pair.masked}"
+    with atomic_path(out / f"{stem}.csv") as tmp:
+        values.to_csv(tmp, index=False)
+    title = f"KL({pair.original} || {pair.masked}), test cells"
+    figure = kl_histogram_figure(values["kl"].to_numpy(), unit=pair.per, title=title)
+    png = next(p for p in save_figure(figure, out / stem) if p.suffix == ".png")
+    quartiles = values["kl"].quantile([0.25, 0.5, 0.75]).to_numpy()
+    summary = pd.DataFrame(
+        [
+            {
+                "original": pair.original,
+                "masked": pair.masked,
+                "per": pair.per,
+                "n": len(values),
+                "kl_mean": float(values["kl"].mean()),
+                "kl_q1": quartiles[0],
+                "kl_median": quartiles[1],
+                "kl_q3": quartiles[2],
+            }
+        ]
+    )
+    return summary, png
 
 
 def _background_study(config, paths: ResultsPaths, out: Path) -> dict | None:

@@ -51,7 +51,8 @@ def summarise_metrics(records: list[dict], metrics: list[str]) -> pd.DataFrame:
     for (model, input_name), group in frame.groupby(["model", "input"], sort=True):
         row = {"model": model, "input": input_name, "n_seeds": len(group)}
         for metric in metrics:
-            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy(float)
+            column = group[metric] if metric in group else pd.Series(dtype=float)
+            values = pd.to_numeric(column, errors="coerce").dropna().to_numpy(float)
             n = len(values)
             sd = float(values.std(ddof=1)) if n > 1 else math.nan
             row[f"{metric}_mean"] = float(values.mean()) if n else math.nan
