@@ -78,7 +78,9 @@ def list_tasks(config: Config, stage: str) -> list[str]:
             return []  # pre-cut crops: nothing to segment (features are measured on the crops)
         return list_plates(config)
     if stage in ("train", "evaluate"):
-        return [model_task(m.name, seed) for m in config.models for seed in config.seeds]
+        # a model on another model's embeddings is fitted in its evaluate task (see probe.py)
+        models = [m for m in config.models if stage == "evaluate" or m.input != "embeddings"]
+        return [model_task(m.name, seed) for m in models for seed in config.seeds]
     return [AGGREGATE_TASK]
 
 
@@ -87,7 +89,7 @@ def reads_crop_stores(config: Config, stage: str) -> bool:
     if stage == "features":
         return not has_fields(config)
     if stage in ("train", "evaluate"):
-        return any(m.input in ("crops", "fusion") for m in config.models)
+        return any(m.input in ("crops", "fusion", "embeddings") for m in config.models)
     return stage == "aggregate"
 
 
@@ -133,6 +135,9 @@ def task_hash(config: Config, stage: str, task: str) -> str:
             sections.append("crops")
         payload = {k: dumped[k] for k in sections}
         payload["model"] = config.model(model).model_dump(mode="json")
+        source = getattr(config.model(model), "embedding_model", None)
+        if source is not None:
+            payload["embedding_model"] = config.model(source).model_dump(mode="json")
         payload["seed"] = seed
     else:
         payload = {k: dumped[k] for k in sections[stage]}
@@ -178,6 +183,11 @@ def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
     if stage in ("train", "evaluate"):
         params = config.model(model)
         plates = list_plates(config)
+        if params.input == "embeddings":  # the embedding model's weights and split
+            source = params.embedding_model
+            weights = _model_weights(config, paths, source, seed)
+            stores = [paths.crop_store(p) for p in plates]
+            return [*stores, weights, paths.split_file(source, seed)]
         read = [paths.feature_table(p) for p in plates] if params.input != "crops" else []
         if params.input in ("crops", "fusion"):
             read += [paths.crop_store(p) for p in plates]
@@ -409,16 +419,19 @@ def _run_evaluate(config: Config, task: str) -> dict:
 
     paths = ResultsPaths(config.results_root)
     model, seed = parse_model_task(task)
-    _require(_model_weights(config, paths, model, seed))
-    tables, stores, _ = _model_inputs(config, config.model(model))
+    params = config.model(model)
+    source = config.model(params.embedding_model) if params.input == "embeddings" else None
+    _require(_model_weights(config, paths, source.name if source else model, seed))
+    tables, stores, _ = _model_inputs(config, source or params)
     return evaluate_model(
-        config.model(model),
+        params,
         config.data.label_column,
         seed,
         paths,
         feature_tables=tables,
         crop_stores=stores,
         channels=config.data.channels,
+        source=source,
     )
 
 

@@ -130,3 +130,22 @@ def test_a_crop_model_names_a_crop_kind_of_the_experiment(tmp_path):
     raw["models"] = [{"name": "lr", "type": "logistic_regression", "input": "crops"}]
     with pytest.raises(ConfigError, match="crop_kind"):
         config_from_dict(raw)
+
+
+def test_an_embedding_input_names_a_resnet_or_vae(tmp_path):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import list_tasks
+
+    raw = experiment_dict(tmp_path / "results")
+    probe = {"name": "probe", "type": "logistic_regression", "input": "embeddings"}
+    raw["models"] = [{"name": "rf", "type": "random_forest"}, probe]
+    with pytest.raises(ConfigError, match="embedding_model: required"):
+        config_from_dict(raw)
+    probe["embedding_model"] = "rf"
+    with pytest.raises(ConfigError, match="models.1.embedding_model: 'rf' is not a resnet or vae"):
+        config_from_dict(raw)
+    raw["models"].append({"name": "cnn", "type": "resnet", "crop_kind": "whole_cell"})
+    probe["embedding_model"] = "cnn"
+    config = config_from_dict(raw)
+    assert list_tasks(config, "train") == ["rf.seed0", "cnn.seed0"]  # the probe has no train
+    assert list_tasks(config, "evaluate") == ["rf.seed0", "probe.seed0", "cnn.seed0"]

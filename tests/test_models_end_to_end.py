@@ -42,7 +42,7 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     assert {m.type for m in config.models} == {
         "random_forest", "svm", "logistic_regression", "mlp", "resnet", "vae", "cp2image"
     }  # fmt: skip
-    for model in ("rf", "svm", "logreg_fusion", "mlp", "resnet"):
+    for model in ("rf", "svm", "logreg_fusion", "mlp", "resnet", "logreg_on_resnet"):
         result = metrics(paths, model)
         assert result["accuracy"] > result["majority_rate"], (model, result)
     for model in ("resnet", "vae"):
@@ -51,6 +51,9 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         assert {"split", "Metadata_Condition", "embedding_000"} <= set(embeddings.columns)
         assert -1 <= metrics(paths, model)["silhouette"] <= 1
         assert 0 < metrics(paths, model)["map"] <= 1
+    probe = pd.read_parquet(paths.split_file("logreg_on_resnet", 0))
+    resnet_split = pd.read_parquet(paths.split_file("resnet", 0))
+    assert probe.equals(resnet_split)  # the probe never trains on the ResNet's test cells
     assert metrics(paths, "vae")["reconstruction_mse"] < 0.1  # crops are scaled to [0, 1]
     generated = metrics(paths, "cp2image")
     assert 0 < generated["ssim"] <= 1 and generated["generated_features_n_features"] > 0

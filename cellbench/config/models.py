@@ -65,11 +65,19 @@ class _Inputs(_Split):
     def _crop_kind_when_crops(self):
         if self.input in ("crops", "fusion") and self.crop_kind is None:
             raise ValueError(f"crop_kind: required with input: {self.input}")
+        if self.input == "embeddings" and getattr(self, "embedding_model", None) is None:
+            raise ValueError("embedding_model: required with input: embeddings")
         return self
 
 
 class _ClassicalModel(_Inputs):
     name: ModelName
+    input: Literal["features", "crops", "fusion", "embeddings"] = "features"
+    embedding_model: str | None = Field(
+        None,
+        description="with input: embeddings, the ResNet or VAE whose embeddings are read; the "
+        "model is then fitted in the evaluate stage, on that model's split",
+    )
     pca_components: float | None = Field(
         None, gt=0, description="PCA before the classifier: a count, or a variance share < 1"
     )

@@ -362,6 +362,15 @@ class Config(StrictModel):
                         f"report.kl_pairs.{i}.{key}: {name!r} gives no class probabilities; "
                         f"use one of the types {list(PROBABILISTIC_TYPES)}"
                     )
+        for i, model in enumerate(self.models):
+            source = getattr(model, "embedding_model", None)
+            if source is not None and (
+                source not in names or self.model(source).type not in ("resnet", "vae")
+            ):
+                raise ValueError(
+                    f"models.{i}.embedding_model: {source!r} is not a resnet or vae model of "
+                    f"this experiment"
+                )
         kinds = self.crop_kinds()
         for i, model in enumerate(self.models):
             kind = getattr(model, "crop_kind", None)

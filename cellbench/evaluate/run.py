@@ -40,16 +40,26 @@ def evaluate_model(
     feature_tables: list[Path],
     crop_stores: list[Path],
     channels: list[str],
+    source: ModelConfig | None = None,
 ) -> dict:
     """Predict every cell, score the test cells, write metrics.json and predictions.parquet.
+
+    With ``input: embeddings``, `source` is the embedding model; the classifier is fitted here
+    first (`cellbench.evaluate.probe`).
 
     Returns
     -------
     dict
         The headline numbers, for the task's status.
     """
+    if params.input == "embeddings":
+        from cellbench.evaluate.probe import embedding_data, fit_on_embeddings
+
+        data = embedding_data(source, label_column, seed, paths, crop_stores)
+        fit_on_embeddings(params, source, data, seed, paths)
+    else:
+        data = load_model_data(params, label_column, feature_tables, crop_stores)
     info = json.loads(paths.model_info(params.name, seed).read_text())
-    data = load_model_data(params, label_column, feature_tables, crop_stores)
     split_table = pd.read_parquet(paths.split_file(params.name, seed))
     split = data.cells[CELL_ID].map(split_table.set_index("cell_id")[SPLIT_COLUMN]).to_numpy()
     test, train = split == TEST, split == TRAIN
@@ -87,6 +97,8 @@ def evaluate_model(
 
 def _input_name(params) -> str:
     """What the model read, for tables: ``features``, ``crops:<kind>`` or ``fusion:<kind>``."""
+    if params.input == "embeddings":
+        return f"embeddings:{params.embedding_model}"
     kind = getattr(params, "crop_kind", None)
     return params.input if kind is None else f"{params.input}:{kind}"
 

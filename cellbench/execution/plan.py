@@ -16,6 +16,7 @@ from cellbench.stages import (
     STAGES,
     is_task_done,
     list_tasks,
+    model_task,
     reads_crop_stores,
 )
 
@@ -93,19 +94,25 @@ def plan(
         else:
             todo = {t for t in tasks if not is_task_done(config, name, t)}
         if plans:
-            todo |= _downstream_of(plans[-1], name, tasks)
+            todo |= _downstream_of(plans[-1], name, tasks, config)
         plans.append(StagePlan(name, tasks, [t for t in tasks if t in todo]))
     return plans
 
 
-def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str]) -> set[str]:
+def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str], config: Config) -> set[str]:
     """Tasks of `stage` whose input the planned tasks of `upstream` will rewrite."""
     if not upstream.todo:
         return set()
     if stage in PLATE_STAGES and upstream.stage in PLATE_STAGES:
         return set(upstream.todo) & set(tasks)
     if stage == "evaluate" and upstream.stage == "train":
-        return set(upstream.todo) & set(tasks)
+        retrained = set(upstream.todo)
+        for model in config.models:  # models on embeddings follow their embedding model
+            source = getattr(model, "embedding_model", None)
+            for seed in config.seeds:
+                if source and model_task(source, seed) in retrained:
+                    retrained.add(model_task(model.name, seed))
+        return retrained & set(tasks)
     return set(tasks)
 
 

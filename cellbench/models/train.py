@@ -54,7 +54,7 @@ def classical_inputs(params, data: ModelData) -> np.ndarray:
     """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both."""
     from cellbench.models.classical import flatten_crops
 
-    if params.input == "features":
+    if params.input in ("features", "embeddings"):
         return data.features
     crops = flatten_crops(data.crops, params.size_px)
     if params.input == "crops":
