@@ -59,7 +59,9 @@ def summarise_metrics(records: list[dict], metrics: list[str]) -> pd.DataFrame:
             row[f"{metric}_sd"] = sd
             row[f"{metric}_pm3se"] = 3 * sd / math.sqrt(n) if n > 1 else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    unmeasured = [m for m in metrics if table[f"{m}_mean"].isna().all()]  # e.g. NSC, no compounds
+    return table.drop(columns=[f"{m}_{s}" for m in unmeasured for s in ("mean", "sd", "pm3se")])
 
 
 def per_class_accuracy(records: list[dict]) -> pd.DataFrame:
