@@ -135,20 +135,14 @@ def build_fusion_classifier(
     seed: int,
     *,
     scale_by_width: bool = False,
-    pca_components: int | float | None = None,
-    C: float = 1.0,
-    class_weight: str | None = "balanced",
-    n_estimators: int = 200,
-    max_depth: int | None = None,
-    min_samples_leaf: int = 1,
-    max_iter: int = 10_000,
-    n_jobs: int = 1,
+    **options,
 ) -> Pipeline:
     """`build_classifier` on several feature blocks side by side, each standardised on its own.
 
     The input is the blocks concatenated column-wise (``np.hstack(blocks)``), ``block_sizes``
-    their widths in order. Steps: ``fuse`` (`BlockStandardiser`), [``pca``,] ``classify``. The
-    other parameters are those of `build_classifier`.
+    their widths in order. Steps: ``fuse`` (`BlockStandardiser`, which imputes and scales each
+    block) replacing ``impute`` and ``scale``, then [``pca``,] ``classify``. `options` are the
+    keyword arguments of `build_classifier`.
 
     Examples
     --------
@@ -156,22 +150,8 @@ def build_fusion_classifier(
     >>> model.fit(np.hstack([handcrafted, embedding]), labels)  # doctest: +SKIP
     """
     fuse = BlockStandardiser(block_sizes=list(block_sizes), scale_by_width=scale_by_width)
-    return _finish(
-        [("fuse", fuse)],
-        _classifier(
-            kind,
-            seed,
-            C=C,
-            class_weight=class_weight,
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf,
-            max_iter=max_iter,
-            n_jobs=n_jobs,
-        ),
-        pca_components,
-        seed,
-    )
+    pipeline = build_classifier(kind, seed, **options)
+    return Pipeline([("fuse", fuse), *pipeline.steps[2:]])
 
 
 class BlockStandardiser(TransformerMixin, BaseEstimator):

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 
 from cellbench.config import MLPModel
 from cellbench.io.atomic import atomic_path
-from cellbench.models.training import FitSettings, finish, fit
+from cellbench.models.training import FitSettings, class_weights, finish, fit
 
 
 class FeatureMLP(nn.Module):
@@ -83,11 +83,10 @@ def train_mlp(
         inputs = torch.from_numpy(np.array(features[split], dtype=np.float32))
         return TensorDataset(inputs, targets)
 
-    counts = np.bincount([index[c] for c in labels["train"]], minlength=len(classes))
-    weights = torch.as_tensor(
-        len(labels["train"]) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32
-    )
-    loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
+    train_targets = np.array([index[c] for c in labels["train"]])
+    loss = nn.CrossEntropyLoss(
+        weight=class_weights(train_targets, len(classes))
+    )  # on logits, weighted against imbalance
     settings = FitSettings(
         epochs=params.epochs,
         batch_size=params.batch_size,
@@ -97,6 +96,7 @@ def train_mlp(
         patience=params.patience,
         seed=seed,
         settings_hash=settings_hash,
+        scheduler=params.scheduler,
     )
     history = fit(
         model,

@@ -67,7 +67,7 @@ def build_classical(params, data: ModelData, seed: int):
     from cellbench.models.classical import build_classifier, build_fusion_classifier
 
     options = {
-        "pca_components": _pca(params.pca_components),
+        "pca_components": params.pca_components,
         "class_weight": params.class_weight,
     }
     if params.type == "random_forest":
@@ -82,13 +82,6 @@ def build_classical(params, data: ModelData, seed: int):
         blocks = [data.features.shape[1], data.crops.shape[1] * params.size_px**2]
         return build_fusion_classifier(params.type, blocks, seed, **options)
     return build_classifier(params.type, seed, **options)
-
-
-def _pca(value: float | None) -> int | float | None:
-    """A PCA setting: a share of variance below 1, else a number of components."""
-    if value is None:
-        return None
-    return value if value < 1 else int(value)
 
 
 def train_model(
