@@ -19,3 +19,7 @@ class InputMissing(CellbenchError):
 
 class TaskFailed(CellbenchError):
     """A task ended with an error; the message names the stage, the task and the cause."""
+
+
+class NothingToDo(CellbenchError):
+    """The input holds no plate (or a named plate no image): a run that did nothing failed."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
+
+from cellbench.names import NAME_RULE, check_name
 
 
 def _tag(key: str, default: str | None = None):
@@ -16,6 +19,18 @@ def _tag(key: str, default: str | None = None):
         return getattr(value, key, default)
 
     return Discriminator(read)
+
+
+def name_type(kind: str) -> Any:
+    """A str that becomes a path, checked by `cellbench.names.check_name` (`kind` names it).
+
+    Examples
+    --------
+    >>> PlateName = name_type("plate")
+    """
+    return Annotated[
+        str, AfterValidator(functools.partial(check_name, kind)), Field(description=NAME_RULE)
+    ]
 
 
 class StrictModel(BaseModel):

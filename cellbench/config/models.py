@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Tag, field_validator, model_validator
 
-from cellbench.config.base import StrictModel, _tag
+from cellbench.config.base import StrictModel, _tag, name_type
 
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, _, -")]
+ModelName = name_type("model")  # models/<name>/, _status/<stage>/<name>.seed<k>.json
 FeatureGroup = Literal["AreaShape", "Intensity", "Texture"]
 Region = Literal["Nucleus", "Cytoplasm", "Cell"]
 

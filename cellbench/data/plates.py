@@ -15,13 +15,15 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from cellbench.config import Config, CropsSource, FieldsSource, SyntheticSource
-from cellbench.errors import CellbenchError, InputMissing
+from cellbench.errors import CellbenchError, NothingToDo
 from cellbench.io.atomic import temporary_path
+from cellbench.names import NAME_RULE, is_valid_name, keep_valid
 from cellbench.paths import ResultsPaths
 
 LAYOUT_NAMES = ("layout.csv", "layout.xlsx")
@@ -87,7 +89,16 @@ def fields_source(config: Config) -> FieldsSource:
 
 
 def list_plates(config: Config) -> list[str]:
-    """Names of the experiment's plates, from the config or one scan of the folder."""
+    """Names of the experiment's plates, from the config or one scan of the folder.
+
+    A plate found on disk whose name is not a valid plate name (`cellbench.names`) is left
+    out, with a warning naming it.
+
+    Raises
+    ------
+    NothingToDo
+        The input holds no plate; the message names the folder and the naming scheme.
+    """
     source = config.data.input
     if isinstance(source, SyntheticSource):
         return source.plate_names
@@ -98,12 +109,23 @@ def list_plates(config: Config) -> list[str]:
     if source.plates is not None:
         return list(source.plates)
     if source.plate_from == "root":
-        return [source.root.name]
-    if source.plate_from == "folder":
-        return sorted(
-            p.name for p in os.scandir(source.root) if p.is_dir() and _images(source, Path(p.path))
-        )
-    return sorted({entry["plate"] for entry in _parse(source, source.root)})
+        found = [source.root.name] if _has_images(source, source.root) else []
+    elif source.plate_from == "folder":
+        found = [
+            entry.name
+            for entry in os.scandir(source.root)
+            if entry.is_dir()
+            and not entry.name.startswith(".")
+            and _has_images(source, Path(entry.path))
+        ]
+    else:
+        found = [entry["plate"] for entry in _parse(source, source.root)]
+    found = sorted(set(found))
+    plates = keep_valid("plate", found, str(source.root))
+    if not plates:
+        skipped = f" ({len(found)} skipped: not valid plate names)" if found else ""
+        raise NothingToDo(f"no plate found in {source.root}{skipped}: {_where_plates_are(source)}")
+    return plates
 
 
 def open_plate(config: Config, plate: str) -> Plate:
@@ -111,39 +133,80 @@ def open_plate(config: Config, plate: str) -> Plate:
 
     Raises
     ------
-    InputMissing
-        The plate has no image file.
+    NothingToDo
+        The plate's folder does not exist or holds no image of the plate.
     CellbenchError
-        File names that do not follow the scheme (all listed), or a bad layout.
+        File names that do not follow the scheme (all listed), fields whose name is not a valid
+        field name (`cellbench.names`; their files listed), or a bad layout.
     """
     source = config.data.input
     if isinstance(source, SyntheticSource):
         ensure_synthetic_plate(source, plate, ResultsPaths(config.results_root).input_plate(plate))
     folder_source = fields_source(config)
     folder = _plate_folder(folder_source, plate)
-    entries = _parse(folder_source, _image_folder(folder_source, folder))
+    images = _image_folder(folder_source, folder)
+    if not images.is_dir():
+        raise NothingToDo(
+            f"plate {plate!r}: folder {folder} does not exist: {_where_plates_are(folder_source)}"
+        )
+    entries = _parse(folder_source, images)
     if folder_source.plate_from == "scheme":
         entries = [e for e in entries if e["plate"] == plate]
     if not entries:
-        raise InputMissing(f"{folder}: no image of plate {plate!r}")
-    fields = _group_fields(entries)
+        raise NothingToDo(
+            f"plate {plate!r}: no image of the plate in {images}: "
+            f"{_where_plates_are(folder_source)}"
+        )
+    fields = _check_field_names(plate, _group_fields(entries))
     layout, report = _layout(folder_source, folder, {f.well for f in fields if f.well})
     return Plate(plate, folder, fields, layout, folder_source, report)
 
 
-def read_field(plate: Plate, item: Field, channels: list[str]) -> np.ndarray:
+def read_field(
+    plate: Plate,
+    item: Field,
+    channels: list[str],
+    nonfinite: Literal["fail", "zero"] = "fail",
+    zeroed: dict[str, int] | None = None,
+) -> np.ndarray:
     """Read the named channels of one field, in that order.
+
+    Parameters
+    ----------
+    plate : Plate
+    item : Field
+        One of ``plate.fields``.
+    channels : list of str
+        Config channel names, in the order wanted.
+    nonfinite : {"fail", "zero"}
+        What to do with NaN or infinite pixels (float images only), the setting
+        ``data.nonfinite``: ``fail`` refuses the field, ``zero`` sets them to 0. No such pixel
+        ever leaves this function: one would become 65535 in the crop store, an infinite
+        feature, or NaN plate statistics.
+    zeroed : dict, optional
+        With ``nonfinite="zero"``, receives the number of pixels set to 0 under the field's
+        name (only when there were some), for the task's status.
 
     Returns
     -------
     (C, Y, X) ndarray
-        Raw intensities in the file's dtype.
+        Raw intensities in the file's dtype, every pixel finite.
 
     Raises
     ------
     CellbenchError
-        A file cannot be read, or a channel is not found; the message names the file.
+        A file cannot be read, a channel is not found, or (``nonfinite="fail"``) pixels are
+        NaN or infinite; the message names the file (and the count of such pixels).
     """
+    image, files = _read_channels(plate, item, channels)
+    count = _replace_nonfinite(image, files, nonfinite)
+    if count and zeroed is not None:
+        zeroed[item.name] = count
+    return image
+
+
+def _read_channels(plate: Plate, item: Field, channels: list[str]) -> tuple[np.ndarray, list]:
+    """The (C, Y, X) channels of a field and the file each channel comes from."""
     from cellbench.io.tiff import map_channels, read_channel_files, read_tiff
 
     source = plate.source
@@ -157,7 +220,7 @@ def read_field(plate: Plate, item: Field, channels: list[str]) -> np.ndarray:
                     f"(token {token!r}); it has {list(item.channels)} ({item.files[0].parent})"
                 )
             paths.append(item.files[item.channels.index(token)])
-        return read_channel_files(paths, channels, z=source.z, t=source.t).image
+        return read_channel_files(paths, channels, z=source.z, t=source.t).image, paths
     path = item.files[0]
     if path.suffix.lower() == ".nd2":
         from cellbench.io.nd2 import read_nd2
@@ -165,7 +228,29 @@ def read_field(plate: Plate, item: Field, channels: list[str]) -> np.ndarray:
         image = read_nd2(path, z=source.z, t=source.t)[item.position or 0]
     else:
         image = read_tiff(path, z=source.z, t=source.t)
-    return map_channels(image, channels, source.channel_map or None)
+    return map_channels(image, channels, source.channel_map or None), [path] * len(channels)
+
+
+def _replace_nonfinite(image: np.ndarray, files: list, policy: str) -> int:
+    """Refuse (``fail``) or set to 0 in place (``zero``) the NaN and infinite pixels.
+
+    Returns the number of pixels set to 0. Integer images have none and cost nothing.
+    """
+    if image.dtype.kind != "f":
+        return 0
+    bad = ~np.isfinite(image)
+    per_channel = bad.sum(axis=(1, 2))
+    count = int(per_channel.sum())
+    if count == 0:
+        return 0
+    if policy == "fail":
+        named = sorted({str(files[c]) for c in np.flatnonzero(per_channel)})
+        raise CellbenchError(
+            f"{', '.join(named)}: {count} pixel(s) are NaN or infinite; fix the file, or set "
+            "data.nonfinite: zero to set them to 0"
+        )
+    image[bad] = 0
+    return count
 
 
 def ensure_synthetic_plate(source: SyntheticSource, plate: str, folder: Path) -> None:
@@ -214,13 +299,47 @@ def _images(source: FieldsSource, folder: Path) -> list[str]:
     """Image file names in a plate folder (one scan)."""
     folder = _image_folder(source, folder)
     suffixes = tuple(s.lower() for s in source.suffixes)
-    return sorted(
-        entry.name
-        for entry in os.scandir(folder)
-        if entry.is_file()
-        and entry.name.lower().endswith(suffixes)
-        and not entry.name.startswith(".")
+    return sorted(entry.name for entry in os.scandir(folder) if _is_image(entry, suffixes))
+
+
+def _has_images(source: FieldsSource, folder: Path) -> bool:
+    """Whether a plate folder holds an image file (the scan stops at the first)."""
+    suffixes = tuple(s.lower() for s in source.suffixes)
+    with os.scandir(_image_folder(source, folder)) as entries:
+        return any(_is_image(entry, suffixes) for entry in entries)
+
+
+def _is_image(entry: os.DirEntry, suffixes: tuple[str, ...]) -> bool:
+    name = entry.name
+    return name.lower().endswith(suffixes) and not name.startswith(".") and entry.is_file()
+
+
+def _where_plates_are(source: FieldsSource) -> str:
+    """Where the source looks for plates and images, for messages about none found."""
+    where = {
+        "folder": "plates are the sub-folders of the root holding images (in <plate>/ or "
+        "<plate>/fields/)",
+        "root": "the root is one plate, its images in it or in fields/",
+        "scheme": "plates are the scheme's 'plate' group in the names of the root's images",
+    }[source.plate_from]
+    return (
+        f"{where}, named by scheme {source.scheme!r} (suffixes {', '.join(source.suffixes)}); "
+        f"see data.input.plate_from"
     )
+
+
+def _check_field_names(plate: str, fields: list[Field]) -> list[Field]:
+    """`fields`, if every name is a valid field name; else one error listing their files."""
+    bad = [f"{item.files[0]} -> {item.name!r}" for item in fields if not is_valid_name(item.name)]
+    if bad:
+        shown = "\n  ".join(bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise CellbenchError(
+            f"plate {plate!r}: {len(bad)} field(s) whose name (from the file name, by the scheme's "
+            f"well and site) is not a valid field name ({NAME_RULE}); rename the files or fix "
+            f"the scheme:\n  {shown}{more}"
+        )
+    return fields
 
 
 def _parse(source: FieldsSource, folder: Path) -> list[dict]:

@@ -17,9 +17,10 @@ import pandas as pd
 import tifffile
 
 from cellbench.config import CropsSource
-from cellbench.errors import CellbenchError
+from cellbench.errors import CellbenchError, NothingToDo
 from cellbench.io.naming import parse_with_scheme
 from cellbench.io.tables import join_table
+from cellbench.names import keep_valid
 
 DEFAULT_PLATE = "all"  # plate of crops whose name and metadata give none
 
@@ -37,8 +38,24 @@ def index_crops(source: CropsSource) -> pd.DataFrame:
 
 
 def list_precut_plates(source: CropsSource) -> list[str]:
-    """The plates of a pre-cut source (one crop store each)."""
-    return sorted(index_crops(source)["plate"].unique())
+    """The plates of a pre-cut source (one crop store each).
+
+    A plate whose name is not a valid plate name (`cellbench.names`) is left out, with a
+    warning naming it.
+
+    Raises
+    ------
+    NothingToDo
+        No crop file, or no plate with a valid name; the message names the folder.
+    """
+    found = sorted(index_crops(source)["plate"].unique())
+    plates = keep_valid("plate", found, f"{source.root} (pre-cut crops)")
+    if not plates:
+        raise NothingToDo(
+            f"no plate found in {source.root}: {len(found)} plate name(s) of the crops, none "
+            "of them a valid plate name (see the warning)"
+        )
+    return plates
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,7 +67,11 @@ def _cached_index(source_json: str) -> pd.DataFrame:
         if entry.name.endswith(source.suffix) and not entry.name.startswith(".")
     )
     if not names:
-        raise CellbenchError(f"{source.root}: no {source.suffix} crops")
+        raise NothingToDo(
+            f"no plate found in {source.root}: no crop file ({source.suffix}) in it; pre-cut "
+            f"crops are one file per cell named by scheme {source.scheme!r}, the plate from "
+            "the scheme's 'plate' group or a joined table; see data.input.suffix and scheme"
+        )
     parsed, bad_names = parse_with_scheme(names, source.scheme)
     frame = pd.DataFrame(parsed)
     suffix = source.suffix
@@ -68,7 +89,10 @@ def _cached_index(source_json: str) -> pd.DataFrame:
             f"to leave them out):\n  {shown}{more}"
         )
     if frame.empty:
-        raise CellbenchError(f"{source.root}: no crop matched the scheme and the metadata")
+        raise NothingToDo(
+            f"no plate found in {source.root}: none of its {len(names)} crop(s) matched scheme "
+            f"{source.scheme!r} and the metadata (all left out by allow_unmatched)"
+        )
     frame["path"] = [str(source.root / f"{name}{source.suffix}") for name in frame["name"]]
     frame["cell_id"] = frame.pop("name")
     if "plate" not in frame.columns:
