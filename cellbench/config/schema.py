@@ -8,13 +8,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Tag, field_validator, model_validator
 
-from cellbench.config.base import StrictModel, _tag
+from cellbench.config.base import StrictModel, _tag, name_type
 from cellbench.config.cluster import ExecutionConfig
 from cellbench.config.models import ModelConfig, SplitConfig
+from cellbench.config.rules import parse_rule, rule_columns
 from cellbench.config.segmentation import SegmentationConfig
 
 DATA_ENV_VAR = "CELLBENCH_DATA"
 PROBABILISTIC_TYPES = ("random_forest", "logistic_regression", "resnet")  # give probabilities
+PlateName = name_type("plate")
+ExperimentName = name_type("experiment")
 
 
 def default_data_root() -> Path:
@@ -59,7 +62,9 @@ class FieldsSource(StrictModel):
     source: Literal["fields"] = "fields"
     root: Path = Field(description="the folder of plates (or of one plate's images)")
     plate_from: Literal["folder", "scheme", "root"] = "folder"
-    plates: list[str] | None = Field(None, description="plates to use; default: all found")
+    plates: list[PlateName] | None = Field(
+        None, description="plates to use; default: all found (see cellbench.names)"
+    )
     scheme: str = Field(
         "xyyzz",
         description="file-name scheme: xyyzz, phenix, bbbc021_image or a regex with named "
@@ -166,6 +171,11 @@ class DataConfig(StrictModel):
         description="ground-truth marker channels: measured for labels, never fed to models",
     )
     label_column: str = Field("condition", description="the per-cell class that models predict")
+    nonfinite: Literal["fail", "zero"] = Field(
+        "fail",
+        description="pixels that are NaN or infinite: fail the field (naming its file and the "
+        "count), or set them to 0 and count them in the task's status",
+    )
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -263,9 +273,19 @@ class AutoThreshold(StrictModel):
 class GroundTruthConfig(StrictModel):
     """Per-cell classes from marker channels, measured in each cell's nucleus (or cell).
 
-    A rule is an expression over ``<marker>_mean``, ``<marker>_median``, ``<marker>_max``,
-    ``nucleus_area`` and ``dna_mean``, e.g. ``"EdU_mean > 600 and BrdU_mean < 300"``. A cell
-    that matches no rule, or more than one, or fails the quality filters, is ``undefined``.
+    A rule is an expression over ``<marker>_mean``, ``<marker>_median``, ``<marker>_max`` (for
+    each of ``data.marker_channels``), ``nucleus_area`` and ``dna_mean``, e.g.
+    ``"EdU_mean > 600 and BrdU_mean < 300"``. A cell that matches no rule, or more than one, or
+    fails the quality filters, is ``undefined``.
+
+    Rules are checked when the config is loaded and are never run as Python code
+    (`cellbench.config.rules`). A rule may hold only column names, numbers (int or float),
+    ``+ - * /``, unary ``-``/``+``, parentheses, comparisons ``< <= > >= == !=`` (chained too,
+    ``100 < EdU_mean <= 600``), and ``and``, ``or``, ``not``; it must be a condition. Anything
+    else (attributes, calls, subscripts, strings, ``**``, ``&``, unknown names) is a config
+    error naming the rule and the part. NaN is unknown, as NULL in SQL: a comparison with a NaN
+    measurement is neither true nor false (``not`` keeps it so), and a cell matches only where
+    its rule is known to be true; division by zero gives inf or NaN.
     """
 
     region: Literal["Nucleus", "Cell"] = "Nucleus"
@@ -312,7 +332,7 @@ class ReportConfig(StrictModel):
 class Config(StrictModel):
     """One experiment: data, every stage's settings, models, seeds and where results go."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: ExperimentName = Field(description="the experiment's name (see cellbench.names)")
     results_root: Path
     data: DataConfig = Field(default_factory=DataConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
@@ -352,6 +372,8 @@ class Config(StrictModel):
                     f"ground_truth.align_channel: {align!r} is not in data.marker_channels "
                     f"{markers}"
                 )
+            for name, rule in self.ground_truth.rules.items():
+                parse_rule(rule, rule_columns(markers), key=f"ground_truth.rules.{name}")
         for i, pair in enumerate(self.report.kl_pairs):
             for key in ("original", "masked"):
                 name = getattr(pair, key)

@@ -16,7 +16,7 @@ import pandas as pd
 from skimage.filters import threshold_otsu
 
 from cellbench.config import GroundTruthConfig
-from cellbench.errors import CellbenchError
+from cellbench.config.rules import evaluate_rule, parse_rule
 
 UNDEFINED = "undefined"
 
@@ -169,15 +169,14 @@ def assign_classes(table: pd.DataFrame, settings: GroundTruthConfig) -> pd.Serie
 
 
 def _evaluate(table: pd.DataFrame, rule: str, name: str) -> pd.Series:
-    """A rule's truth per row; a NaN value never matches."""
-    try:
-        result = table.eval(rule)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise CellbenchError(
-            f"ground_truth.rules.{name}: cannot evaluate {rule!r} ({exc}); variables: "
-            f"{[c for c in table.columns if c != 'label']}"
-        ) from None
-    return pd.Series(result, index=table.index).fillna(False).astype(bool)
+    """A rule's truth per row; a NaN value never matches.
+
+    The rule is checked and interpreted by `cellbench.config.rules`, never run as code; a bad
+    rule raises its `RuleError` (a `CellbenchError`) naming ``ground_truth.rules.<name>``.
+    """
+    columns = [c for c in table.columns if c != "label"]
+    parsed = parse_rule(rule, columns, key=f"ground_truth.rules.{name}")
+    return pd.Series(evaluate_rule(parsed, table), index=table.index)
 
 
 def _mean(channel: np.ndarray, labels: np.ndarray, size: int) -> np.ndarray:
