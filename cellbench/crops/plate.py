@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
 from cellbench.features.ground_truth import MarkerSetup
+from cellbench.io.layout import warn_wells_without_layout
 from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
@@ -33,16 +35,21 @@ def crop_plate(
     background: BackgroundConfig | None = None,
     label_column: str = "condition",
     ground_truth: MarkerSetup | None = None,
+    nonfinite: Literal["fail", "zero"] = "fail",
 ) -> dict:
     """Crop every cell of every field (each field read once) into the store at `path`.
 
     With `background`, also the background-confound experiments of the plate; with
-    `ground_truth`, each cell's class from the marker channels goes into ``/cells``.
+    `ground_truth`, each cell's class from the marker channels goes into ``/cells``. Only
+    the fields in the label store are read (a field the segment stage failed has no cell);
+    `nonfinite` is ``data.nonfinite`` (see `read_field`). Cells of a well the layout does
+    not list get an empty value in each layout column (logged once).
 
     Returns
     -------
     dict
-        ``fields`` and ``cells`` counts (and cells dropped at the border), for the status.
+        ``fields`` and ``cells`` counts (and cells dropped at the border, NaN or infinite
+        pixels set to 0), for the status.
     """
     all_specs = specs + ([original_spec(background)] if background else [])
     originals: list[np.ndarray] = []
@@ -51,13 +58,15 @@ def crop_plate(
     free_origins: list[str] = []
     rng = np.random.default_rng(background.seed if background else 0)
     counts = {"fields": len(plate.fields), "dropped_at_border": 0}
+    zeroed: dict[str, int] = {}
+    warn_wells_without_layout(log, plate.name, plate.layout_report, plate.layout.columns)
 
     segmented = set(stored_fields(label_store))
 
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
         for field in (f for f in plate.fields if f.name in segmented):
             markers = ground_truth.markers if ground_truth else []
-            everything = read_field(plate, field, [*channels, *markers])
+            everything = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
             image = everything[: len(channels)]
             cells, nuclei = read_labels(label_store, field.name)
             table = measure_cells(cells, nuclei)
@@ -104,7 +113,7 @@ def crop_plate(
         derived=derived,
     )
     log.info("crop %s: %d cells into %s", plate.name, len(table), path)
-    return {**counts, "cells": len(table)}
+    return {**counts, "cells": len(table), "nonfinite_pixels_zeroed": sum(zeroed.values())}
 
 
 def _collect_free_windows(image, cells, background, rng, field_name, windows, origins) -> None:
@@ -126,6 +135,7 @@ def _describe_cells(table: pd.DataFrame, plate: Plate, field) -> pd.DataFrame:
     described.insert(2, "well", field.well)
     described.insert(3, "site", field.site)
     described.insert(4, "field", field.name)
-    for key, value in plate.well_metadata(field.well).items():
-        described[key] = value
+    metadata = plate.well_metadata(field.well)
+    for key in dict.fromkeys([*plate.layout.columns, *metadata]):
+        described[key] = metadata.get(key)  # None: the layout has no value for this well
     return described

@@ -9,6 +9,8 @@
                      stats_percentiles (2,), stats_low / stats_high (C,) at those percentiles,
                      stats_mean / stats_std (C,), over the pixels of the cells (bit 1)
     /cells/<column>  one 1-D dataset per column; row i describes crop i of every kind
+    /cells attrs     columns (their order), missing (string columns whose "" means missing,
+                     e.g. the condition of a well the layout does not list)
 
 Each crop is its own chunk, so reading one cell decompresses one cell.
 """
@@ -25,7 +27,7 @@ import pandas as pd
 
 import cellbench
 from cellbench.crops.extract import CropSpec
-from cellbench.io.atomic import atomic_path
+from cellbench.io.atomic import atomic_path, ensure_free_space
 
 SCHEMA = "cellbench.crops/1"
 STATS_PERCENTILES = (1.0, 99.0)
@@ -73,7 +75,7 @@ def write_crop_store(
         The `/cells` table as written.
     """
     tables = []
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as store:
+    with atomic_path(path) as tmp, _checked_h5(tmp) as store:
         store.attrs.update(
             {
                 "schema": SCHEMA,
@@ -90,6 +92,7 @@ def write_crop_store(
         n_written = 0
         for cells, crops_by_kind in batches:
             n_new = len(cells)
+            ensure_free_space(tmp, sum(c.nbytes + m.nbytes for c, m in crops_by_kind.values()))
             for kind, (crops, masks) in crops_by_kind.items():
                 images_ds, masks_ds = datasets[kind]
                 images_ds.resize(n_written + n_new, axis=0)
@@ -102,6 +105,7 @@ def write_crop_store(
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         _check_table(table, plate)
         for spec, crops, masks in derived(table) if derived else []:
+            ensure_free_space(tmp, crops.nbytes + masks.nbytes)
             images_ds, masks_ds = _create_kind(store, spec, len(channel_names), compression)
             images_ds.resize(len(crops), axis=0)
             masks_ds.resize(len(crops), axis=0)
@@ -113,6 +117,12 @@ def write_crop_store(
             store[kind].attrs.update(sample.statistics())
         _write_table(store.create_group("cells"), table)
     return table
+
+
+def _checked_h5(tmp: Path) -> h5py.File:
+    """A new HDF5 file at `tmp`, opened only when the disk has room (`ensure_free_space`)."""
+    ensure_free_space(tmp, 0)
+    return h5py.File(tmp, "w")
 
 
 def _check_table(table: pd.DataFrame, plate: str) -> None:
@@ -141,6 +151,8 @@ class _PixelSample:
         if not inside.any():
             inside = np.ones(masks.shape, bool)  # no cell mask (pre-cut crops): every pixel
         pixels = np.moveaxis(crops, 1, -1)[inside]  # (P, C)
+        if pixels.dtype.kind == "f":  # fields are finite (read_field); pre-cut crops may not be
+            pixels = pixels[np.isfinite(pixels).all(axis=1)]
         keep = min(len(pixels), _STATS_SAMPLE // 8)
         if keep:
             self.parts.append(pixels[self.rng.integers(0, len(pixels), keep)])
@@ -220,29 +232,46 @@ def compression_options(name: str | None) -> dict:
 
 
 def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
-    """Write a DataFrame as one dataset per column (strings as UTF-8)."""
+    """Write a DataFrame as one dataset per column (strings as UTF-8).
+
+    A missing value (None, NaN) of a string column is written as ``""`` and the column is
+    listed in the ``missing`` attribute, so that `read_cells` gives it back as missing while
+    a real ``""`` elsewhere (a donor-less cell, a well-less field) stays ``""``.
+    """
     group.attrs["columns"] = list(table.columns)
+    missing = []
     for column in table.columns:
         values = table[column]
         if values.dtype.kind in "biuf":
             group.create_dataset(column, data=values.to_numpy())
-        else:
-            group.create_dataset(
-                column, data=values.astype(str).to_numpy(dtype=object), dtype=h5py.string_dtype()
-            )
+            continue
+        absent = values.isna().to_numpy()
+        if absent.any():
+            missing.append(column)
+        text = np.where(absent, "", values.astype(str).to_numpy(dtype=object))
+        group.create_dataset(column, data=text, dtype=h5py.string_dtype())
+    group.attrs["missing"] = missing
 
 
 def read_cells(path: Path) -> pd.DataFrame:
-    """Read the `/cells` table of a crop store."""
+    """Read the `/cells` table of a crop store.
+
+    In the columns written with missing values (attribute ``missing``), ``""`` comes back
+    as missing (NaN), like a null of a feature table: a cell of a well the layout does not
+    list has no class, whichever table it is read from.
+    """
     with h5py.File(path, "r") as store:
         group = store["cells"]
         columns = list(group.attrs["columns"])
+        missing = set(group.attrs.get("missing", []))
         data = {}
         for column in columns:
             dataset = group[column]
-            data[column] = (
-                dataset.asstr()[()] if h5py.check_string_dtype(dataset.dtype) else dataset[()]
-            )
+            if not h5py.check_string_dtype(dataset.dtype):
+                data[column] = dataset[()]
+                continue
+            text = dataset.asstr()[()]
+            data[column] = np.where(text == "", None, text) if column in missing else text
         return pd.DataFrame(data, columns=columns)
 
 

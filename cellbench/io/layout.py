@@ -236,3 +236,38 @@ def check_layout(layout: pd.DataFrame, wells: Iterable[str], source: str) -> dic
             *(len(v) for v in result.values()),
         )
     return result
+
+
+def warn_wells_without_layout(
+    logger: logging.Logger, plate: str, report: dict[str, list[str]], columns: Iterable[str]
+) -> list[str]:
+    """Log, once, the imaged wells that the layout does not list; return them.
+
+    Their cells get an explicit missing value in every layout column (an empty string in a
+    crop store's ``/cells``, null in a feature table) and are left out of training.
+
+    Parameters
+    ----------
+    logger : Logger
+        The calling stage's logger, so the line shows where the executors show the stage's.
+    plate : str
+    report : dict
+        From `check_layout` (``without_layout``); empty when the plate has no layout at all.
+    columns : iterable of str
+        The layout's columns, named in the message (e.g. ``condition``).
+
+    Examples
+    --------
+    ``plate P1: 2 well(s) imaged but not in the layout (A03, B05): their cells have no
+    condition``
+    """
+    wells = list(report.get("without_layout") or [])
+    if wells:
+        logger.warning(
+            "plate %s: %d well(s) imaged but not in the layout (%s): their cells have no %s",
+            plate,
+            len(wells),
+            ", ".join(wells),
+            ", ".join(columns) or "layout values",
+        )
+    return wells

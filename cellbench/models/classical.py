@@ -3,7 +3,11 @@
 Three classifiers share one preprocessing chain, so a comparison between them compares only the
 classifier:
 
-    SimpleImputer(median) -> StandardScaler -> [PCA] -> classifier
+    MedianImputer -> StandardScaler -> [PCA] -> classifier
+
+`MedianImputer` is scikit-learn's median `SimpleImputer` that treats ±inf like NaN: a feature
+infinite for one cell (a division by zero, an empty region) gets the median and never fails
+the model.
 
 - ``random_forest``: `RandomForestClassifier`.
 - ``svm``: a *linear* SVM, `LinearSVC` (liblinear, ``dual="auto"``). It is chosen over
@@ -108,7 +112,7 @@ def build_classifier(
         Steps ``impute``, ``scale``, [``pca``,] ``classify``; unfitted.
     """
     steps = [
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("impute", MedianImputer(strategy="median", keep_empty_features=True)),
         ("scale", StandardScaler()),
     ]
     return _finish(
@@ -154,13 +158,41 @@ def build_fusion_classifier(
     return Pipeline([("fuse", fuse), *pipeline.steps[2:]])
 
 
+class MedianImputer(SimpleImputer):
+    """`SimpleImputer` that fills ±inf like NaN (scikit-learn refuses infinite input).
+
+    Examples
+    --------
+    >>> MedianImputer(strategy="median").fit_transform(np.array([[1.0], [np.inf], [3.0]]))
+    array([[1.],
+           [2.],
+           [3.]])
+    """
+
+    def fit(self, X, y=None):
+        """Learn the column medians, infinite values left out."""
+        return super().fit(infinite_as_nan(X), y)
+
+    def transform(self, X):
+        """Fill NaN and ±inf with the medians learned in `fit`."""
+        return super().transform(infinite_as_nan(X))
+
+
+def infinite_as_nan(X):
+    """``X`` (array-like) with ±inf replaced by NaN; ``X`` itself when it has none."""
+    array = np.asarray(X)
+    if array.dtype.kind != "f" or not np.isinf(array).any():
+        return X
+    return np.where(np.isinf(array), np.nan, array)
+
+
 class BlockStandardiser(TransformerMixin, BaseEstimator):
     """Standardise each feature block with training statistics; optionally equalise blocks.
 
     ``fit`` learns, per column and on the training cells only, the median (to fill NaN; a column
     that is NaN throughout gets 0), then the mean and SD of the filled column (SD 0 becomes 1).
     ``transform`` fills NaN with the *training* medians and standardises with the *training*
-    means and SDs: a test set whose mean has shifted stays shifted.
+    means and SDs: a test set whose mean has shifted stays shifted. ±inf counts as NaN.
 
     Parameters
     ----------
@@ -185,7 +217,7 @@ class BlockStandardiser(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Learn per-column medians, means and SDs from the training cells ``X``."""
-        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        X = validate_data(self, infinite_as_nan(X), dtype=np.float64, ensure_all_finite="allow-nan")
         sizes = _check_block_sizes(self.block_sizes, X.shape[1])
         medians = np.zeros(X.shape[1])
         observed = ~np.isnan(X).all(axis=0)
@@ -204,7 +236,9 @@ class BlockStandardiser(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Fill NaN and standardise ``X`` with the statistics learned in `fit`."""
         check_is_fitted(self, "scales_")
-        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        X = validate_data(
+            self, infinite_as_nan(X), dtype=np.float64, ensure_all_finite="allow-nan", reset=False
+        )
         filled = np.where(np.isnan(X), self.medians_, X)
         return (filled - self.means_) / self.scales_
 

@@ -2,8 +2,11 @@
 
 Feature tables (``features/<plate>.parquet``) and crop stores (``crops/<plate>.h5``) share
 the cell ids ``<plate>_<field>_<label>``; a model that reads both (fusion, CP2Image) keeps
-the cells found in both. Cells without a class, or of class ``undefined`` (ground truth that
-no rule decided), are left out: they are never trained on nor scored.
+the cells found in both. Cells without a class (null, or empty: a well the layout does not
+list), or of class ``undefined`` (ground truth that no rule decided), are left out: they are
+never trained on nor scored; the unlabelled ones are counted (`ModelData.unlabelled_dropped`).
+Infinite feature values (a division by zero) become NaN here, so every model imputes them
+like an undefined feature.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ class ModelData:
         ``Metadata_`` columns (cell id, plate, well, ..., the class).
     labels : (N,) ndarray of str
     features : (N, F) float32 ndarray or None
-        Handcrafted features (NaN where undefined).
+        Handcrafted features (NaN where undefined, infinite values included).
     feature_names : list of str
     crops : (N, C, S, S) float32 ndarray or None
         Crops scaled per plate and channel to [0, 1] (the store's plate statistics).
+    unlabelled_dropped : int
+        Cells left out because their class is null or empty.
     """
 
     cells: pd.DataFrame
@@ -50,6 +55,7 @@ class ModelData:
     features: np.ndarray | None = None
     feature_names: list[str] | None = None
     crops: np.ndarray | None = None
+    unlabelled_dropped: int = 0
 
 
 def needs_features(params) -> bool:
@@ -89,16 +95,25 @@ def load_model_data(
         table = table.merge(keep, on=CELL_ID, how="inner")
     if label not in table.columns:
         raise InputMissing(f"the cells have no {label!r} column (data.label_column)")
-    table = table[table[label].notna() & (table[label].astype(str) != UNDEFINED)]
+    unlabelled = _unlabelled(table[label])
+    if unlabelled.any():
+        log.warning(
+            "%s: %d cell(s) without a %s (e.g. of wells not in the layout) left out",
+            params.name,
+            int(unlabelled.sum()),
+            label_column,
+        )
+    table = table[~unlabelled & (table[label].astype(str) != UNDEFINED)]
     table = table.reset_index(drop=True)
     if table.empty:
         raise InputMissing(f"no cell with a class in {label!r}")
     metadata = [c for c in table.columns if c.startswith(METADATA_PREFIX)]
     data = ModelData(cells=table[metadata].copy(), labels=table[label].astype(str).to_numpy())
+    data.unlabelled_dropped = int(unlabelled.sum())
     if needs_features(params):
         names = select_columns(table.columns, params.feature_groups, params.feature_regions)
         data.feature_names = names
-        data.features = table[names].to_numpy(dtype=np.float32)
+        data.features = _finite_or_nan(table[names].to_numpy(dtype=np.float32))
     if needs_crops(params):
         data.crops = read_crop_rows(
             crop_stores, params.crop_kind, table["_crop_index"].to_numpy(), params.size_px
@@ -111,6 +126,20 @@ def load_model_data(
         None if data.crops is None else data.crops.shape[1:],
     )
     return data
+
+
+def _unlabelled(labels: pd.Series) -> np.ndarray:
+    """Whether each cell has no class: null (feature tables, `read_cells`) or ``""``."""
+    return (labels.isna() | (labels.astype(str).str.strip() == "")).to_numpy()
+
+
+def _finite_or_nan(features: np.ndarray) -> np.ndarray:
+    """`features` with ±inf replaced by NaN (in place), so models impute them."""
+    infinite = np.isinf(features)
+    if infinite.any():
+        log.info("%d infinite feature value(s) treated as undefined (NaN)", int(infinite.sum()))
+        features[infinite] = np.nan
+    return features
 
 
 def _crop_cells(stores: list[Path]) -> pd.DataFrame:

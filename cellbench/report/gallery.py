@@ -124,7 +124,7 @@ def segmentation_figure(config, plate: str, out: Path, n_fields: int = 3) -> lis
     by_name = {f.name: f for f in opened.fields}
     names = [n for n in stored_fields(store) if n in by_name][:n_fields]
     channels = [config.segmentation.nucleus_channel, *(config.segmentation.cell_channels or [])]
-    images = [read_field(opened, by_name[n], channels) for n in names]
+    images = [read_field(opened, by_name[n], channels, config.data.nonfinite) for n in names]
     labels = [read_labels(store, n)[0] for n in names]
     figure = segmentation_overlay_figure(images, labels, titles=names)
     return [_png(save_figure(figure, out / f"segmentation_{plate}"))]

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cellbench.io.atomic import atomic_path
+from cellbench.io.atomic import atomic_path, ensure_free_space
 
 SCHEMA = "cellbench.labels/1"
 
@@ -33,16 +33,25 @@ def write_label_store(
     int
         The number of fields written.
     """
+    with atomic_path(path) as tmp:
+        ensure_free_space(tmp, 0)
+        with h5py.File(tmp, "w") as store:
+            count = _write_labels(store, tmp, plate, method, labels)
+    return count
+
+
+def _write_labels(store: h5py.File, tmp: Path, plate: str, method: str, labels) -> int:
+    """Write every field's labels, checking the free space first (see `ensure_free_space`)."""
+    store.attrs.update({"schema": SCHEMA, "plate": plate, "method": method})
     count = 0
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as store:
-        store.attrs.update({"schema": SCHEMA, "plate": plate, "method": method})
-        for field, cells, nuclei in labels:
-            group = store.create_group(field)
-            for name, image in (("cells", cells), ("nuclei", nuclei)):
-                group.create_dataset(name, data=image.astype(np.int32), compression="lzf")
-            count += 1
-        if count == 0:
-            raise ValueError(f"no field to store for plate {plate!r}")
+    for field, cells, nuclei in labels:
+        ensure_free_space(tmp, cells.size * 4 * 2)  # int32 cells and nuclei, uncompressed
+        group = store.create_group(field)
+        for name, image in (("cells", cells), ("nuclei", nuclei)):
+            group.create_dataset(name, data=image.astype(np.int32), compression="lzf")
+        count += 1
+    if count == 0:
+        raise ValueError(f"no field to store for plate {plate!r}")
     return count
 
 
