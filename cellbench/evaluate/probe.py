@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import joblib
 import pandas as pd
 
 from cellbench.evaluate.splits import TRAIN
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
+from cellbench.models.persist import save_sklearn
 from cellbench.models.train import SPLIT_COLUMN, build_classical
 from cellbench.paths import ResultsPaths
 
@@ -47,8 +47,7 @@ def fit_on_embeddings(params, source, data: ModelData, seed: int, paths: Results
     train = (split == TRAIN).to_numpy()
     model = build_classical(params, data, seed)
     model.fit(data.features[train], data.labels[train])
-    with atomic_path(paths.model_file(params.name, seed)) as tmp:
-        joblib.dump(model, tmp)
+    save_sklearn(model, paths.model_file(params.name, seed))
     with atomic_path(paths.split_file(params.name, seed)) as tmp:
         pd.DataFrame({"cell_id": data.cells[CELL_ID], SPLIT_COLUMN: split}).to_parquet(
             tmp, index=False

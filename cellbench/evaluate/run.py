@@ -13,7 +13,6 @@ import json
 import logging
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -22,6 +21,7 @@ from cellbench.evaluate.metrics import classification_metrics
 from cellbench.evaluate.splits import TEST, TRAIN
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
+from cellbench.models.persist import load_sklearn
 from cellbench.models.train import SPLIT_COLUMN, classical_inputs
 from cellbench.paths import ResultsPaths
 
@@ -107,7 +107,7 @@ def _predict(params, info: dict, data: ModelData, paths: ResultsPaths, seed: int
     """(predicted class names, class probabilities, embeddings); None where not defined."""
     name = params.name
     if params.type in CLASSICAL_TYPES:
-        model = joblib.load(paths.model_file(name, seed))  # our own file, under results root
+        model = load_sklearn(paths.model_file(name, seed))  # skops: builds trusted types only
         inputs = classical_inputs(params, data)
         probabilities = model.predict_proba(inputs) if hasattr(model, "predict_proba") else None
         return model.predict(inputs), probabilities, None

@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 
 from cellbench.io.atomic import atomic_path
 from cellbench.models.cp2image import CP2ImageGenerator, Discriminator, train_cp2image
+from cellbench.models.persist import load_torch
 from cellbench.models.training import finish, predict_batches
 
 
@@ -85,7 +86,7 @@ def train_generator(
 
 def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, F) raw features -> (N, C, S, S) float32 crops from a saved generator."""
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    saved = load_torch(model_path)  # weights_only: tensors and plain data, never code
     generator = CP2ImageGenerator(**saved["arguments"])
     generator.load_state_dict(saved["state_dict"])
     generator.eval()

@@ -18,6 +18,7 @@ from torch.utils.data import TensorDataset
 
 from cellbench.io.atomic import atomic_path
 from cellbench.models.augment import make_augment
+from cellbench.models.persist import load_torch
 from cellbench.models.resnet import build_resnet, resnet_from_arguments
 from cellbench.models.training import FitSettings, class_weights, finish, fit, predict_batches
 from cellbench.models.vae import ConvVAE, vae_from_arguments, vae_loss
@@ -196,7 +197,7 @@ def load_image_model(path: Path) -> tuple[nn.Module, dict]:
     metadata : dict
         ``kind`` ("resnet" or "vae"), ``arguments``, and ``classes`` for a classifier.
     """
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_torch(path)  # weights_only: tensors and plain data, never code
     build = {"resnet": resnet_from_arguments, "vae": vae_from_arguments}[saved["kind"]]
     model = build(saved["arguments"])
     model.load_state_dict(saved["state_dict"])

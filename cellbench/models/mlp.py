@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 from cellbench.config import MLPModel
 from cellbench.io.atomic import atomic_path
+from cellbench.models.persist import load_torch
 from cellbench.models.training import FitSettings, class_weights, finish, fit
 
 
@@ -121,7 +122,7 @@ def train_mlp(
 
 def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
     """Class names predicted for (N, F) features by a saved MLP."""
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    saved = load_torch(model_path)  # weights_only: tensors and plain data, never code
     model = FeatureMLP(
         saved["n_features"], len(saved["classes"]), saved["hidden"], saved["dropout"]
     )

@@ -12,7 +12,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -27,6 +26,7 @@ from cellbench.evaluate.splits import (
 )
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
+from cellbench.models.persist import save_sklearn
 from cellbench.paths import ResultsPaths
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ def train_model(
     Returns
     -------
     dict
-        Cell counts per split, the classes and training details, for the task's status.
+        Cell counts per split, the classes, ``unlabelled_cells_dropped`` (cells with no class,
+        e.g. of wells the layout does not list) and training details, for the task's status.
     """
     data = load_model_data(params, label_column, feature_tables, crop_stores)
     assignment = split_cells(data, split, seed)
@@ -111,8 +112,7 @@ def train_model(
     if params.type in CLASSICAL_TYPES:
         model = build_classical(params, data, seed)
         model.fit(classical_inputs(params, data)[train], data.labels[train])
-        with atomic_path(paths.model_file(params.name, seed)) as tmp:
-            joblib.dump(model, tmp)
+        save_sklearn(model, paths.model_file(params.name, seed))
     else:
         history = _train_torch(params, data, sides, classes, seed, settings_hash, paths)
         write_json(paths.history(params.name, seed), history)
@@ -133,10 +133,16 @@ def train_model(
         "majority_class": pd.Series(data.labels[train]).value_counts().index[0],
         "split_by": split.by,
         "cells_per_split": counts,
+        "unlabelled_cells_dropped": data.unlabelled_dropped,
     }
     write_json(paths.model_info(params.name, seed), info)
     log.info("train %s seed %d: %s", params.name, seed, json.dumps(counts))
-    return {"cells_per_split": counts, "classes": classes, **details}
+    return {
+        "cells_per_split": counts,
+        "classes": classes,
+        "unlabelled_cells_dropped": data.unlabelled_dropped,
+        **details,
+    }
 
 
 def _train_torch(params, data: ModelData, sides: dict, classes, seed, settings_hash, paths):

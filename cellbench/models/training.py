@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cellbench.io.atomic import atomic_path
+from cellbench.models.persist import load_torch
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def load_checkpoint(path: Path, settings_hash: str) -> dict | None:
     """The checkpoint at `path` if it was made with the same settings, else None."""
     if not path.exists():
         return None
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_torch(path)  # weights_only: tensors and plain data, never code
     if saved.get("settings_hash") != settings_hash:
         log.warning("ignoring %s: made with other settings", path)
         return None
