@@ -10,7 +10,7 @@
     cellbench nsc --profiles BBBC021_feature_selected_mad_robustize.csv [--json OUT]
 
 `cellbench run` is what a container or a cluster job calls for one task. Exit status: 0 done or
-skipped, 1 failed, 2 bad config or arguments.
+skipped, 1 failed (or nothing to do), 2 bad config or arguments.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cellbench.errors import CellbenchError, ConfigError
+from cellbench.errors import CellbenchError, ConfigError, NothingToDo
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     result = run_task(config, args.stage, args.task, force=args.force)
     line = f"{result.stage}/{result.task}: {result.state} ({result.seconds:.1f} s)"
     print(f"{line} {result.message}".rstrip())
+    if args.verbose and result.traceback:
+        print(result.traceback.rstrip(), file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -205,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except NothingToDo as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except CellbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

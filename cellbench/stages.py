@@ -11,7 +11,7 @@ stage      one task is          writes
 segment    a plate              segment/<plate>.h5
 crop       a plate              crops/<plate>.h5
 features   a plate              features/<plate>.parquet
-train      a model x a seed     models/<model>/seed<k>/model.joblib, split, info
+train      a model x a seed     models/<model>/seed<k>/model.skops or model.pt, split, info
 evaluate   a model x a seed     models/<model>/seed<k>/metrics.json, predictions
 aggregate  the experiment       report/
 =========  ===================  =====================================================
@@ -19,6 +19,7 @@ aggregate  the experiment       report/
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 import traceback
@@ -26,20 +27,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import filelock
 import pandas as pd
 
 from cellbench.config import CLASSICAL_TYPES, Config, stable_hash
 from cellbench.data.plates import has_fields, list_plates, open_plate
 from cellbench.errors import CellbenchError, InputMissing
+from cellbench.io.atomic import remove_leftovers, remove_leftovers_under
 from cellbench.paths import ResultsPaths
 from cellbench.status import (
+    DIED,
     DONE,
     FAILED,
     RUNNING,
     SKIPPED,
     fingerprint,
-    is_done,
+    process_gone,
     read_status,
+    why_not_done,
     write_status,
 )
 
@@ -60,6 +65,7 @@ class TaskResult:
     message: str = ""
     seconds: float = 0.0
     details: dict = field(default_factory=dict)
+    traceback: str = ""  # of a bug or an OS error; shown with -v, always in the status file
 
     @property
     def ok(self) -> bool:
@@ -141,7 +147,7 @@ def task_hash(config: Config, stage: str, task: str) -> str:
         payload["seed"] = seed
     else:
         payload = {k: dumped[k] for k in sections[stage]}
-    payload["results_root"] = dumped["results_root"]
+    # results_root is left out: a results tree copied elsewhere keeps its finished tasks
     return stable_hash(payload)
 
 
@@ -200,12 +206,18 @@ def task_inputs(config: Config, stage: str, task: str) -> list[Path]:
 
 
 def is_task_done(config: Config, stage: str, task: str) -> bool:
-    """Whether a task is done with the current settings and inputs, its outputs present."""
-    return is_done(
-        ResultsPaths(config.results_root).status_file(stage, task),
+    """Whether a task is done with the current settings and inputs, its outputs as it left them."""
+    return why_task_not_done(config, stage, task) is None
+
+
+def why_task_not_done(config: Config, stage: str, task: str) -> str | None:
+    """Why a task has to run (``never ran``, ``output crops/P1.h5 changed ...``), or None."""
+    root = config.results_root
+    return why_not_done(
+        read_status(ResultsPaths(root).status_file(stage, task)),
         task_hash(config, stage, task),
-        task_outputs(config, stage, task),
-        fingerprint(task_inputs(config, stage, task)),
+        fingerprint(task_outputs(config, stage, task), root),
+        fingerprint(task_inputs(config, stage, task), root),
     )
 
 
@@ -215,8 +227,11 @@ def is_task_done(config: Config, stage: str, task: str) -> bool:
 def run_task(config: Config, stage: str, task: str, force: bool = False) -> TaskResult:
     """Run one task, record its status, and never raise for the task's own failure.
 
-    A failure of the input (a `CellbenchError`) is recorded with its one-line message; a bug
-    with its traceback. Either way the caller gets a `TaskResult` and other tasks go on.
+    A failure of the input (a `CellbenchError`) is recorded with its one-line message, an OS
+    error (disk full, read-only folder) with the path and the error, a bug with its
+    traceback. Either way the caller gets a `TaskResult` and other tasks go on. A task runs
+    at most once at a time: a second caller (another array element, a second submit) finds
+    its lock held and skips it.
     """
     _check_stage(stage)
     if task not in list_tasks(config, stage):
@@ -227,59 +242,133 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
     status_path = paths.status_file(stage, task)
     if not force and is_task_done(config, stage, task):
         return TaskResult(stage, task, SKIPPED, "already done")
-
-    outputs = task_outputs(config, stage, task)
+    lock = filelock.FileLock(paths.task_lock(stage, task))
     started = time.time()
+    try:
+        status_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        holder = read_status(status_path) or {}
+        where = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+        return TaskResult(stage, task, SKIPPED, f"running elsewhere ({where})")
+    except OSError as exc:
+        return _failed_to_record(stage, task, exc, started)
+    try:
+        if not force and is_task_done(config, stage, task):  # done while we waited
+            return TaskResult(stage, task, SKIPPED, "already done")
+        return _run_locked(config, stage, task, status_path, started)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    config: Config, stage: str, task: str, status_path: Path, started: float
+) -> TaskResult:
+    """Run a task whose lock this process holds; record how it ended."""
+    outputs = task_outputs(config, stage, task)
     common = {
         "stage": stage,
         "task": task,
         "config_hash": task_hash(config, stage, task),
-        "inputs": fingerprint(task_inputs(config, stage, task)),
+        "inputs": fingerprint(task_inputs(config, stage, task), config.results_root),
         "started": started,
     }
-    write_status(status_path, state=RUNNING, **common)
     try:
+        write_status(status_path, state=RUNNING, **common)
+        for leftover in _remove_leftovers(config, stage, task, outputs):
+            log.info("%s/%s: removed %s left by an earlier run", stage, task, leftover)
         details = _RUNNERS[stage](config, task)
     except InputMissing as exc:
-        seconds = time.time() - started
-        write_status(
-            status_path, state=SKIPPED, message=f"input missing: {exc}", seconds=seconds, **common
-        )
-        log.warning("%s/%s skipped: input missing: %s", stage, task, exc)
-        return TaskResult(stage, task, SKIPPED, f"input missing: {exc}", seconds)
+        message = f"input missing: {exc}"
+        log.warning("%s/%s skipped: %s", stage, task, message)
+        return _record_end(status_path, common, SKIPPED, message, message=message)
     except Exception as exc:  # the task failed; record why and let the others go on
-        seconds = time.time() - started
-        expected = isinstance(exc, CellbenchError)
-        message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
-        write_status(
-            status_path,
-            state=FAILED,
-            error=message,
-            traceback=None if expected else traceback.format_exc(),
-            seconds=seconds,
-            **common,
-        )
+        message, trace = describe_failure(exc)
         log.error("%s/%s failed: %s", stage, task, message)
-        return TaskResult(stage, task, FAILED, message, seconds)
-    seconds = time.time() - started
-    write_status(
+        return _record_end(
+            status_path, common, FAILED, message, error=message, traceback=trace or None
+        )
+    root = config.results_root
+    return _record_end(
         status_path,
-        state=DONE,
-        outputs=[str(p) for p in outputs],
+        common,
+        DONE,
+        _summary(details),
+        outputs=fingerprint(outputs, root),
         details=details,
-        seconds=seconds,
-        **common,
     )
-    return TaskResult(stage, task, DONE, _summary(details), seconds, details)
+
+
+def _record_end(status_path: Path, common: dict, state: str, summary: str, **fields) -> TaskResult:
+    """Write a task's final status and return its result (failed when it cannot be written)."""
+    stage, task = common["stage"], common["task"]
+    seconds = time.time() - common["started"]
+    trace = fields.get("traceback") or ""
+    try:
+        write_status(status_path, state=state, seconds=seconds, **common, **fields)
+    except OSError as exc:
+        return _failed_to_record(stage, task, exc, common["started"])
+    details = fields.get("details") or {}
+    return TaskResult(stage, task, state, summary, seconds, details, trace)
+
+
+def _failed_to_record(stage: str, task: str, exc: OSError, started: float) -> TaskResult:
+    """The result of a task whose status could not be written (full disk, read-only root)."""
+    message, trace = describe_failure(exc)
+    message = f"cannot record its status: {message}"
+    log.error("%s/%s failed: %s", stage, task, message)
+    return TaskResult(stage, task, FAILED, message, time.time() - started, {}, trace)
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """One line for a task's failure, and the traceback where one helps.
+
+    A `CellbenchError` is bad input: its message alone. An OS error names the error and
+    the path (``No space left on device: /r/crops/.P1.tmp-1a2b.h5``). Anything else is a
+    bug: its type, message and traceback.
+    """
+    if isinstance(exc, CellbenchError):
+        return str(exc), ""
+    trace = "".join(traceback.format_exception(exc))
+    if isinstance(exc, OSError):
+        name = errno.errorcode.get(exc.errno or 0, "OSError")
+        where = exc.filename or _oserror_path(exc)
+        text = exc.strerror or str(exc)
+        return f"{name}: {text}" + (f": {where}" if where else ""), trace
+    return f"{type(exc).__name__}: {exc}", trace
+
+
+def _oserror_path(exc: OSError) -> str:
+    """The file an OS error came from, when only its cause or message says (h5py, pandas)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.filename:
+        return str(cause.filename)
+    return ""
+
+
+def _remove_leftovers(config: Config, stage: str, task: str, outputs: list[Path]) -> list[Path]:
+    """Remove what a killed earlier run of the task left: temporary files of its outputs."""
+    paths = ResultsPaths(config.results_root)
+    removed = [leftover for output in outputs for leftover in remove_leftovers(output)]
+    if stage in ("train", "evaluate"):  # a seed folder belongs to its model's tasks alone
+        model, seed = parse_model_task(task)
+        removed += remove_leftovers_under(paths.model_dir(model, seed))
+    elif stage == "aggregate":
+        removed += remove_leftovers_under(paths.report_dir)
+    elif stage == "segment":  # a synthetic plate half-written by a killed run
+        removed += remove_leftovers(paths.input_plate(task))
+    return removed
 
 
 def task_state(config: Config, stage: str, task: str) -> str:
-    """The recorded state of a task: done, failed, skipped, running, stale or missing."""
+    """The recorded state of a task: done, failed, skipped, running, died, stale or missing."""
     status = read_status(ResultsPaths(config.results_root).status_file(stage, task))
     if status is None:
         return "missing"
     if status.get("state") == DONE and not is_task_done(config, stage, task):
         return "stale"
+    if status.get("state") == RUNNING and process_gone(status):
+        return DIED
     return status.get("state", "missing")
 
 
@@ -308,7 +397,11 @@ def _run_segment(config: Config, plate: str) -> dict:
     paths = ResultsPaths(config.results_root)
     opened = open_plate(config, plate)
     return segment_plate(
-        opened, config.data.channels, config.segmentation, paths.label_store(plate)
+        opened,
+        config.data.channels,
+        config.segmentation,
+        paths.label_store(plate),
+        nonfinite=config.data.nonfinite,
     )
 
 
@@ -335,6 +428,7 @@ def _run_crop(config: Config, plate: str) -> dict:
         background=config.crops.background,
         label_column=config.data.label_column,
         ground_truth=_marker_setup(config),
+        nonfinite=config.data.nonfinite,
     )
 
 
@@ -382,6 +476,7 @@ def _run_features(config: Config, plate: str) -> dict:
         paths.feature_table(plate),
         config.features.texture,
         _marker_setup(config),
+        nonfinite=config.data.nonfinite,
     )
 
 

@@ -6,8 +6,9 @@
     python jobs/submit.py --config C --status
     python jobs/submit.py --config C --retry-failed --mem-factor 2
 
-Exit status: 0 when every task ended well (or was submitted), 1 when a task failed, 2 for a
-bad config or option, 3 when --wait ran out of time.
+Exit status: 0 when every task ended well (or was submitted), 1 when a task failed, the input
+holds nothing to do, or a file could not be written; 2 for a bad config or option, or when
+another submit holds the results root; 3 when --wait ran out of time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import logging
 import sys
 
-from cellbench.errors import CellbenchError, ConfigError
+from cellbench.errors import CellbenchError, ConfigError, NothingToDo
 from cellbench.execution.plan import ALL
 from cellbench.execution.run import EXECUTORS, execute
 from cellbench.stages import STAGES
@@ -92,39 +93,64 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.status:
             return _print_status(config)
-        only = None
-        if args.retry_failed:
-            from cellbench.execution.progress import collect, failed_tasks
+        if args.dry_run:
+            outcome = _execute(config, args)
+        else:
+            from cellbench.execution.lock import submit_lock
 
-            only = failed_tasks(collect(config)[0])
-            if not only:
-                print("no failed task to retry")
-                return 0
-        factors = None
-        if args.mem_factor != 1 or args.time_factor != 1:
-            from cellbench.execution.slurm import Factors
-
-            factors = Factors(mem=args.mem_factor, time=args.time_factor)
-        outcome = execute(
-            config,
-            args.stage or ALL,
-            args.executor,
-            force=args.force,
-            dry_run=args.dry_run,
-            only=only,
-            factors=factors,
-        )
+            with submit_lock(config):
+                outcome = _execute(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except NothingToDo as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except CellbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the log folder of a SLURM array cannot be written
+        from cellbench.stages import describe_failure
+
+        message, trace = describe_failure(exc)
+        print(f"error: {message}", file=sys.stderr)
+        if args.verbose:
+            print(trace, file=sys.stderr)
+        return 1
+    if outcome is None:
+        return 0
     if isinstance(outcome, dict):  # submitted to SLURM
         if args.wait and not args.dry_run:
             return _wait(config, outcome, args.wait_timeout)
         return 0
     return 1 if any(r.state == "failed" for r in outcome) else 0
+
+
+def _execute(config, args: argparse.Namespace):
+    """Plan and run (or submit) what the arguments ask; None when there is nothing to retry."""
+    only = None
+    if args.retry_failed:
+        from cellbench.execution.progress import collect, failed_tasks
+
+        only = failed_tasks(collect(config)[0])
+        if not only:
+            print("no failed task to retry")
+            return None
+    factors = None
+    if args.mem_factor != 1 or args.time_factor != 1:
+        from cellbench.execution.slurm import Factors
+
+        factors = Factors(mem=args.mem_factor, time=args.time_factor)
+    return execute(
+        config,
+        args.stage or ALL,
+        args.executor,
+        force=args.force,
+        dry_run=args.dry_run,
+        only=only,
+        factors=factors,
+        verbose=args.verbose,
+    )
 
 
 def _print_status(config) -> int:

@@ -118,7 +118,9 @@ def test_killed_task_leaves_no_complete_looking_output(tmp_path):
     process.wait()
 
     assert not paths.label_store("P1").exists()
-    assert task_state(config, "segment", "P1") == "running"  # never "done"
+    assert task_state(config, "segment", "P1") == "died"  # never "done", nor "running"
     assert [p.todo for p in plan(config, "segment")] == [["P1"]]
     assert run_task(config, "segment", "P1").state == "done"
     assert paths.label_store("P1").exists()
+    leftovers = [p.name for p in paths.label_store("P1").parent.iterdir() if ".tmp-" in p.name]
+    assert leftovers == []  # the rerun removed the killed run's temporary file

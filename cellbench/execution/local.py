@@ -7,18 +7,23 @@ Each worker gets an even share of the cores for its numerical libraries.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 from cellbench.config import Config
 from cellbench.paths import ResultsPaths
 from cellbench.stages import TaskResult, run_task, task_hash
-from cellbench.status import FAILED, write_status
+from cellbench.status import FAILED, read_status, write_status
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def run_tasks(
@@ -30,15 +35,34 @@ def run_tasks(
 ) -> list[TaskResult]:
     """Run `tasks` of `stage` in at most `config.execution.local_workers` processes.
 
-    A worker that dies (killed, out of memory) fails its task with a status saying so; the
-    other tasks go on.
+    A worker that dies (killed, out of memory, a crash in a C library) fails the tasks that
+    were running; the tasks it had not started yet run in a fresh pool.
     """
     if not tasks:
         return []
     workers = min(config.execution.local_workers, len(tasks))
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     env = {name: os.environ.get(name, threads) for name in _THREAD_VARIABLES}
-    results = []
+    results: list[TaskResult] = []
+    pending = list(tasks)
+    while pending:
+        pending = _run_pool(config, stage, pending, force, workers, env, on_result, results)
+    return results
+
+
+def _run_pool(
+    config: Config,
+    stage: str,
+    tasks: list[str],
+    force: bool,
+    workers: int,
+    env: dict[str, str],
+    on_result: Callable[[TaskResult], None],
+    results: list[TaskResult],
+) -> list[str]:
+    """Run `tasks` in one process pool; return those a dead worker kept from starting."""
+    opened = time.time()
+    not_started = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(env,)
@@ -48,28 +72,63 @@ def run_tasks(
             task = futures[future]
             try:
                 result = future.result()
-            except Exception as exc:  # the worker process itself died
+            except BrokenProcessPool as exc:  # a worker died; the pool is gone
+                if not _started_since(config, stage, task, opened):
+                    not_started.append(task)
+                    continue
+                result = _worker_died(config, stage, task, exc)
+            except Exception as exc:  # the task's result could not come back
                 result = _worker_died(config, stage, task, exc)
             on_result(result)
             results.append(result)
-    return results
+    if len(not_started) == len(tasks):  # no task could start at all: do not try forever
+        for task in not_started:
+            result = _worker_died(config, stage, task, BrokenProcessPool("no worker started"))
+            on_result(result)
+            results.append(result)
+        return []
+    return not_started
+
+
+def _started_since(config: Config, stage: str, task: str, since: float) -> bool:
+    """Whether a task recorded its start after `since` (its worker got to run it)."""
+    status = read_status(ResultsPaths(config.results_root).status_file(stage, task)) or {}
+    return float(status.get("started") or 0) >= since
 
 
 def _init_worker(env: dict[str, str]) -> None:
-    """Set thread counts and logging in a fresh worker process."""
+    """Set thread counts and logging in a fresh worker process; die with the parent."""
     os.environ.update(env)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the submit that started it dies (``kill -9``).
+
+    Without it a killed submit leaves its workers running on, unseen, still writing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: workers end when their current task does
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker_died(config: Config, stage: str, task: str, exc: BaseException) -> TaskResult:
     """Record a task whose process died before it could record anything itself."""
     message = f"worker process died: {type(exc).__name__}: {exc}"
-    write_status(
-        ResultsPaths(config.results_root).status_file(stage, task),
-        stage=stage,
-        task=task,
-        state=FAILED,
-        error=message,
-        config_hash=task_hash(config, stage, task),
-    )
+    try:
+        write_status(
+            ResultsPaths(config.results_root).status_file(stage, task),
+            stage=stage,
+            task=task,
+            state=FAILED,
+            error=message,
+            config_hash=task_hash(config, stage, task),
+        )
+    except OSError as error:  # a full disk or a read-only root: say so, go on
+        message += f" (and its status could not be written: {error})"
     return TaskResult(stage, task, FAILED, message)

@@ -8,16 +8,16 @@ Each task still checks at run time whether it is done, so planning too much cost
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cellbench.config import Config
 from cellbench.stages import (
     PLATE_STAGES,
     STAGES,
-    is_task_done,
     list_tasks,
     model_task,
     reads_crop_stores,
+    why_task_not_done,
 )
 
 ALL = "all"
@@ -30,6 +30,7 @@ class StagePlan:
     stage: str
     tasks: list[str]
     todo: list[str]
+    reasons: dict[str, str] = field(default_factory=dict)  # why a task that ran runs again
 
     @property
     def n_done(self) -> int:
@@ -85,18 +86,32 @@ def plan(
     plans: list[StagePlan] = []
     for name in stages_for(stage, config):
         tasks = list_tasks(config, name)
-        if name != stage and stage != ALL:
-            todo = {t for t in tasks if not is_task_done(config, name, t)}  # prerequisites
-        elif force:
+        reasons: dict[str, str] = {}
+        if force and (name == stage or stage == ALL):
             todo = set(tasks)
-        elif only is not None:
+        elif only is not None and (name == stage or stage == ALL):
             todo = set(only.get(name, ())) & set(tasks)
-        else:
-            todo = {t for t in tasks if not is_task_done(config, name, t)}
+        else:  # every task not done (prerequisites of a single stage too)
+            reasons = _not_done(config, name, tasks)
+            todo = set(reasons)
         if plans:
             todo |= _downstream_of(plans[-1], name, tasks, config)
-        plans.append(StagePlan(name, tasks, [t for t in tasks if t in todo]))
+        shown = {t: why for t, why in reasons.items() if why != NEVER_RAN}
+        plans.append(StagePlan(name, tasks, [t for t in tasks if t in todo], shown))
     return plans
+
+
+NEVER_RAN = "never ran"
+
+
+def _not_done(config: Config, stage: str, tasks: list[str]) -> dict[str, str]:
+    """Why each task of `stage` that is not done has to run."""
+    reasons = {}
+    for task in tasks:
+        why = why_task_not_done(config, stage, task)
+        if why is not None:
+            reasons[task] = why
+    return reasons
 
 
 def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str], config: Config) -> set[str]:
@@ -119,8 +134,18 @@ def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str], config: Co
 def describe(plans: list[StagePlan]) -> str:
     """One line per stage: task count, how many run, how many are done."""
     width = max(len(p.stage) for p in plans)
-    return "\n".join(
-        f"  {p.stage:<{width}}  {len(p.tasks):>4} task(s): "
-        f"{len(p.todo):>4} to run, {p.n_done:>4} done"
-        for p in plans
-    )
+    lines = []
+    for p in plans:
+        lines.append(
+            f"  {p.stage:<{width}}  {len(p.tasks):>4} task(s): "
+            f"{len(p.todo):>4} to run, {p.n_done:>4} done"
+        )
+        redone = [(t, why) for t, why in p.reasons.items() if t in p.todo]
+        for task, why in redone[:_SHOWN_REASONS]:
+            lines.append(f"      {p.stage}/{task}: runs again: {why}")
+        if len(redone) > _SHOWN_REASONS:
+            lines.append(f"      ... and {len(redone) - _SHOWN_REASONS} more")
+    return "\n".join(lines)
+
+
+_SHOWN_REASONS = 10

@@ -15,7 +15,7 @@ from cellbench.execution.slurm import read_submissions
 from cellbench.execution.slurm_state import FAILED_STATES, UNKNOWN, query_states
 from cellbench.paths import ResultsPaths
 from cellbench.stages import STAGES, is_task_done, list_tasks
-from cellbench.status import DONE, FAILED, RUNNING, SKIPPED, read_status
+from cellbench.status import DIED, DONE, FAILED, RUNNING, SKIPPED, process_gone, read_status
 
 PENDING = "pending"
 NOT_RUN = "not run"
@@ -24,7 +24,7 @@ PARTIAL = "partial"  # done, but some fields of the plate failed
 
 @dataclass(frozen=True)
 class TaskView:
-    """One task's state (done, failed, skipped, running, pending, stale, not run) and why."""
+    """One task's state (done, failed, died, skipped, running, pending, stale, not run) and why."""
 
     stage: str
     task: str
@@ -65,6 +65,9 @@ def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state
             return TaskView(stage, task, DONE)
         if slurm_state not in ("PENDING", "RUNNING", "REQUEUED"):
             return TaskView(stage, task, "stale", "settings or inputs changed since it ran")
+    if state == RUNNING and process_gone(status) is False:  # alive on this host
+        where = f"pid {status.get('pid')} on {status.get('host')}"
+        return TaskView(stage, task, RUNNING, f"since {status.get('written_at', '?')}; {where}")
     if slurm_state in ("PENDING", "REQUEUED", "CONFIGURING"):
         return TaskView(stage, task, PENDING, f"job {entry['job_id']}")
     if slurm_state in ("RUNNING", "COMPLETING"):
@@ -75,17 +78,21 @@ def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state
         return TaskView(stage, task, SKIPPED, status.get("message", ""))
     if slurm_state in FAILED_STATES or (slurm_state == "COMPLETED" and state != DONE):
         why = f"SLURM state {slurm_state}" + (" before the task recorded its end" if state else "")
-        return TaskView(stage, task, FAILED, f"{why}; job {entry['job_id']}; {log}")
+        shown = DIED if state == RUNNING else FAILED
+        return TaskView(stage, task, shown, f"{why}; job {entry['job_id']}; {log}")
     if state == RUNNING:
-        return TaskView(stage, task, RUNNING, f"since {status.get('written_at', '?')}")
+        where = f"pid {status.get('pid')} on {status.get('host')}"
+        if process_gone(status):
+            return TaskView(stage, task, DIED, f"{where} ended without recording an end")
+        return TaskView(stage, task, RUNNING, f"since {status.get('written_at', '?')}; {where}")
     return TaskView(stage, task, NOT_RUN)
 
 
 def failed_tasks(views: list[TaskView]) -> dict[str, set[str]]:
-    """Tasks to resubmit with ``--retry-failed``: failed, partial, and skipped for input."""
+    """Tasks to resubmit with ``--retry-failed``: failed, died, partial, skipped for input."""
     chosen: dict[str, set[str]] = {}
     for view in views:
-        if view.state in (FAILED, SKIPPED, PARTIAL):
+        if view.state in (FAILED, DIED, SKIPPED, PARTIAL):
             chosen.setdefault(view.stage, set()).add(view.task)
     return chosen
 

@@ -36,6 +36,7 @@ def execute(
     only: dict[str, set[str]] | None = None,
     factors=None,
     echo: Callable[[str], None] = print,
+    verbose: bool = False,
 ) -> list[TaskResult] | dict[str, list[str]]:
     """Plan `stage` (a stage or ``all``) and run it, or submit it to SLURM.
 
@@ -49,6 +50,9 @@ def execute(
         Run just these tasks and what depends on them (``--retry-failed``).
     factors : Factors, optional
         Memory and time multipliers for SLURM jobs.
+    verbose : bool
+        Print the traceback of a task that failed on a bug or an OS error (always kept in
+        its status file).
 
     Returns
     -------
@@ -75,14 +79,19 @@ def execute(
             fresh = plan(config, stage_plan.stage)[0]
             todo = [t for t in stage_plan.tasks if t in set(fresh.todo) | set(stage_plan.todo)]
             stage_plan = StagePlan(stage_plan.stage, stage_plan.tasks, todo)
-        results += _run_stage(config, stage_plan, executor, force, echo)
+        results += _run_stage(config, stage_plan, executor, force, echo, verbose)
     failed = [r for r in results if r.state == "failed"]
     echo(f"finished: {len(results) - len(failed)} task(s) ok, {len(failed)} failed")
     return results
 
 
 def _run_stage(
-    config: Config, stage_plan: StagePlan, executor: str, force: bool, echo: Callable[[str], None]
+    config: Config,
+    stage_plan: StagePlan,
+    executor: str,
+    force: bool,
+    echo: Callable[[str], None],
+    verbose: bool = False,
 ) -> list[TaskResult]:
     """Run one stage's planned tasks (each rechecks its status) and show progress."""
     if not stage_plan.todo:
@@ -103,6 +112,8 @@ def _run_stage(
         bar.update(1)
         line = f"  {result.stage}/{result.task}: {result.state} ({result.seconds:.1f} s)"
         echo(f"{line} {result.message}".rstrip())
+        if verbose and result.traceback:
+            echo(result.traceback.rstrip())
 
     runner = debug.run_tasks if executor == "debug" else local.run_tasks
     results = runner(config, stage_plan.stage, stage_plan.todo, force, on_result)

@@ -261,6 +261,8 @@ def _figures(config, paths: ResultsPaths, records: list[dict], out: Path) -> lis
     for name, make in makers:
         try:
             figures += make()
-        except Exception as exc:  # a figure is never worth failing the report for
+        except OSError:  # a full disk or a read-only folder: the report is incomplete
+            raise
+        except Exception as exc:  # missing results for one figure never fail the report
             log.warning("report: no %s figure (%s: %s)", name, type(exc).__name__, exc)
     return figures

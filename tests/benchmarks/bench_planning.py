@@ -50,7 +50,8 @@ def mark_plate_tasks_done(config) -> None:
     paths = ResultsPaths(config.results_root)
     for stage in ("segment", "crop", "features"):
         for task in list_tasks(config, stage):
-            for output in task_outputs(config, stage, task):
+            outputs = task_outputs(config, stage, task)
+            for output in outputs:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.touch()
             write_status(
@@ -59,7 +60,8 @@ def mark_plate_tasks_done(config) -> None:
                 task=task,
                 state=DONE,
                 config_hash=task_hash(config, stage, task),
-                inputs=fingerprint(task_inputs(config, stage, task)),
+                inputs=fingerprint(task_inputs(config, stage, task), paths.root),
+                outputs=fingerprint(outputs, paths.root),
             )
 
 
