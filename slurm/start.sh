@@ -8,7 +8,12 @@
 # slurmctld, slurmd, all on localhost; state and logs under $CELLBENCH_SLURM_STATE
 # (default /tmp/cellbench-slurm). The node advertises this machine's cores and memory, plus
 # CELLBENCH_SLURM_GPUS fake GPUs (default 2: device files made with mknod) so that gres
-# requests can be scheduled; nothing runs on them. Idempotent: a running cluster is left as is.
+# requests can be scheduled; nothing runs on them.
+#
+# Starts clean, and is idempotent: a cluster that already answers is reused with every job it
+# still holds cancelled; otherwise any slurmctld/slurmd left from an earlier run is stopped and
+# slurmctld starts with -c, so no job of an interrupted run is recovered from its saved state
+# (-c keeps the job id sequence, so accounting never sees a job id twice).
 set -euo pipefail
 
 STATE=${CELLBENCH_SLURM_STATE:-/tmp/cellbench-slurm}
@@ -35,10 +40,50 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
-  log "SLURM already running"
-  exit 0
+node_up() { timeout 10 sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
+queue_empty() { local jobs; jobs=$(timeout 10 squeue -h -o %i 2>/dev/null) && [ -z "$jobs" ]; }
+
+cancel_all_jobs() {  # cancel every job the controller holds; true once its queue is empty
+  local jobs
+  jobs=$(timeout 10 squeue -h -o %F 2>/dev/null | sort -u | tr '\n' ' ') || return 1
+  if [ -n "${jobs// /}" ]; then
+    log "cancelling job(s) left from an earlier run: $jobs"
+    # shellcheck disable=SC2086  # one argument per job id
+    timeout 20 scancel --full $jobs || true
+  fi
+  wait_for 30 "the queue to empty" queue_empty
+}
+
+pids_named() {  # pids_named NAME: the processes called NAME (like pgrep -x, without procps)
+  local dir
+  for dir in /proc/[0-9]*; do
+    [ "$(cat "$dir/comm" 2>/dev/null)" = "$1" ] && echo "${dir#/proc/}"
+  done
+  return 0
+}
+
+stop_daemon() {  # stop_daemon NAME: every process of that name (its pid file may be stale)
+  local name=$1 pid pids
+  pids=$(pids_named "$name")
+  for pid in $pids; do kill "$pid" 2>/dev/null && log "stopped $name ($pid) of an earlier run"; done
+  for pid in $pids; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -f "$STATE/$name.pid"
+}
+
+if node_up; then
+  if cancel_all_jobs; then
+    log "SLURM already running (queue empty)"
+    exit 0
+  fi
+  log "the running SLURM would not empty its queue: restarting slurmctld and slurmd"
 fi
+# Whatever is left of an earlier run goes, so that the start below is clean.
+stop_daemon slurmd
+stop_daemon slurmctld
+stop_daemon slurmscriptd
 
 # --- packages ------------------------------------------------------------------------------
 if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null \
@@ -140,12 +185,18 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 
 # --- daemons -------------------------------------------------------------------------------
-/usr/sbin/slurmdbd
-wait_for 30 slurmdbd sacctmgr -n list cluster
+if ! timeout 10 sacctmgr -n list cluster >/dev/null 2>&1; then
+  stop_daemon slurmdbd
+  /usr/sbin/slurmdbd
+  wait_for 30 slurmdbd timeout 5 sacctmgr -n list cluster
+fi
 sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true
-/usr/sbin/slurmctld
-wait_for 30 slurmctld scontrol ping
+/usr/sbin/slurmctld -c  # -c: recover no job (nor node state) from $STATE/ctld
+wait_for 30 slurmctld timeout 5 scontrol ping
 /usr/sbin/slurmd
-wait_for 30 "node $HOST" bash -c "sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)'"
-sacct -n -X -S now >/dev/null  # accounting answers
+wait_for 30 "node $HOST" node_up
+# Jobs the database still lists as pending or running belonged to the old controller: close them.
+timeout 20 sacctmgr -i list runawayjobs >/dev/null 2>&1 || true
+queue_empty || { log "slurmctld -c still lists jobs"; exit 1; }
+timeout 20 sacct -n -X -S now >/dev/null  # accounting answers
 log "SLURM up: node $HOST, $CPUS CPUs, ${MEM_MB} MB, $GPUS fake GPU(s); state in $STATE"

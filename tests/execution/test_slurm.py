@@ -16,9 +16,15 @@ from cellbench.execution.run import execute
 from cellbench.execution.slurm import read_submissions
 from cellbench.paths import ResultsPaths
 from tests.execution.slurm_helpers import (
+    START_SH,
     TEST_PROFILE,
+    cancel_jobs,
+    queued_jobs,
+    require_root,
     require_slurm,
+    sbatch,
     squeue_dependencies,
+    submitted_arrays,
     wait_until,
 )
 from tests.helpers import REPO, experiment_dict, write_config
@@ -27,8 +33,16 @@ SUBMIT = str(REPO / "jobs" / "submit.py")
 
 
 @pytest.fixture(autouse=True)
-def slurm():
+def slurm(tmp_path):
+    """Skip without SLURM; at teardown, even after a failure, cancel the test's jobs.
+
+    Those are the arrays recorded under tmp_path/**/_submissions/ and the job ids a test
+    appends to the list this fixture yields (its own sbatch jobs).
+    """
     require_slurm()
+    submitted: list[str] = []
+    yield submitted
+    cancel_jobs(submitted_arrays(tmp_path) | set(submitted))
 
 
 def slurm_experiment(root, **overrides):
@@ -160,9 +174,11 @@ def test_failed_plate_is_reported_and_retried_after_repair(tmp_path):
     assert set(plates["Metadata_Plate"]) == {"P1", "P2"}  # the retried plate reached the model
 
 
-def test_cancelled_task_is_reported_failed_with_its_log(tmp_path):
+def test_cancelled_task_is_reported_died_with_its_log(tmp_path):
     raw = slurm_experiment(tmp_path)
-    raw["data"]["input"].update(rows="ABCD", sites=4, field_shape_px=[256, 256])
+    # 288 fields: segmenting takes longer than KillWait (5 s), the grace that scancel leaves a
+    # task after SIGTERM (which submitit ignores), so the cancelled task cannot finish.
+    raw["data"]["input"].update(rows="ABCD", sites=12, field_shape_px=[256, 256])
     config_path = write_config(tmp_path / "c.yaml", raw)
     config = config_from_dict(raw)
     open_plate(config, "P1")
@@ -173,11 +189,11 @@ def test_cancelled_task_is_reported_failed_with_its_log(tmp_path):
     wait_until(lambda: status_file.exists(), 60, "the task to start")
     subprocess.run(["scancel", entry["job_id"]], check=True)
 
-    def reported_failed():
+    def reported_died():  # its status still says running; SLURM says the job has ended
         status = submit(config_path, "--status", timeout=60)
-        return "segment/P1: failed" in status.stdout and status.stdout
+        return "segment/P1: died" in status.stdout and status.stdout
 
-    text = wait_until(reported_failed, 60, "--status to report the cancelled task", poll_s=1)
+    text = wait_until(reported_died, 60, "--status to report the cancelled task", poll_s=1)
     assert "SLURM state CANCELLED" in text and entry["stdout"] in text
     assert not ResultsPaths(config.results_root).label_store("P1").exists()
 
@@ -268,3 +284,92 @@ def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
     tres = "\n".join(lines)
     assert len(lines) == 3 and all("gres/gpu=1" in line for line in lines), tres
     assert "segment    3 done" in submit(config_path, "--status").stdout
+
+
+def run_start_sh() -> str:
+    done = subprocess.run(["bash", str(START_SH)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def hold_the_node(submitted: list[str], seconds: int) -> list[str]:
+    """A job on every core and an array queued behind it, as an interrupted run leaves them."""
+    jobs = [
+        sbatch("--exclusive", "--wrap", f"sleep {seconds}"),
+        sbatch("--array=0-29", "--wrap", f"sleep {seconds}"),
+    ]
+    submitted.extend(jobs)
+    wait_until(lambda: f"{jobs[0]} R" in squeue_states(), 30, "the long job to start")
+    return jobs
+
+
+def squeue_states() -> str:
+    return subprocess.run(
+        ["squeue", "-h", "-o", "%i %t"], capture_output=True, text=True, timeout=20
+    ).stdout
+
+
+def sleeping(seconds: int) -> bool:
+    """Whether some process still runs `sleep <seconds>`."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == f"sleep\0{seconds}\0".encode():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def fresh_job_runs() -> None:
+    done = subprocess.run(
+        ["sbatch", "--wait", "--output=/dev/null", "--wrap", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# These two restart or clean the test SLURM itself: every job on it is cancelled.
+
+
+def test_start_sh_cancels_the_jobs_left_on_a_running_slurm(slurm):
+    require_root()
+    hold_the_node(slurm, 611)
+    out = run_start_sh()
+    assert "cancelling job(s) left" in out and "already running" in out
+    assert queued_jobs() == []
+    wait_until(lambda: not sleeping(611), 30, "the cancelled job's process to end")
+    fresh_job_runs()
+
+
+def test_start_sh_recovers_no_job_after_an_interrupted_run(slurm):
+    require_root()
+    jobs = hold_the_node(slurm, 612)
+    # The controller and node daemon go, as when a machine stops: slurmctld saves its state,
+    # with both jobs in it.
+    subprocess.run(["scontrol", "shutdown"], check=True, timeout=30)
+
+    def controller_gone() -> bool:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, timeout=30)
+        return ping.returncode != 0
+
+    wait_until(controller_gone, 30, "slurmctld to shut down")
+    out = run_start_sh()
+    assert "SLURM up" in out
+    assert queued_jobs() == []  # slurmctld -c recovered nothing
+    wait_until(lambda: not sleeping(612), 30, "the orphaned job's process to end")
+    fresh_job_runs()
+
+    def accounted() -> dict[str, str] | None:  # the old jobs are closed in accounting too
+        sacct = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+        states = dict(line.split("|")[:2] for line in sacct.splitlines() if "|" in line)
+        return states if states and "RUNNING" not in states.values() else None
+
+    states = wait_until(accounted, 30, "sacct to close the old jobs", poll_s=1)
+    assert "PENDING" not in states.values(), states
