@@ -79,14 +79,7 @@ def remove_leftovers(path: Path) -> list[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         return []
-    removed = []
-    for leftover in path.parent.glob(f".{path.stem}{TEMP_MARKER}*{path.suffix}"):
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
-        removed.append(leftover)
-    return removed
+    return _remove(path.parent.glob(f".{path.stem}{TEMP_MARKER}*{path.suffix}"))
 
 
 def remove_leftovers_under(folder: Path) -> list[Path]:
@@ -97,8 +90,13 @@ def remove_leftovers_under(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    return _remove(sorted(folder.rglob(f".*{TEMP_MARKER}*"), reverse=True))
+
+
+def _remove(leftovers) -> list[Path]:
+    """Delete each file or folder (deepest first when sorted so); return those deleted."""
     removed = []
-    for leftover in sorted(folder.rglob(f".*{TEMP_MARKER}*"), reverse=True):
+    for leftover in leftovers:
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
