@@ -73,12 +73,17 @@ stop_daemon() {  # stop_daemon NAME: every process of that name (its pid file ma
   rm -f "$STATE/$name.pid"
 }
 
+accounting_ok() { timeout 20 sacct -n -X -S now >/dev/null 2>&1; }
+
 if node_up; then
-  if cancel_all_jobs; then
-    log "SLURM already running (queue empty)"
+  if ! accounting_ok; then  # e.g. mariadbd died under a running slurmdbd
+    log "the running SLURM has no working accounting: restarting it"
+  elif cancel_all_jobs; then
+    log "SLURM already running (queue empty, accounting answers)"
     exit 0
+  else
+    log "the running SLURM would not empty its queue: restarting slurmctld and slurmd"
   fi
-  log "the running SLURM would not empty its queue: restarting slurmctld and slurmd"
 fi
 # Whatever is left of an earlier run goes, so that the start below is clean.
 stop_daemon slurmd
@@ -115,7 +120,8 @@ if [ ! -d /var/lib/mysql/mysql ]; then
   mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
 fi
 if ! mariadb -e 'select 1' >/dev/null 2>&1; then
-  runuser -u mysql -- /usr/sbin/mariadbd --datadir=/var/lib/mysql \
+  # setsid: a session of its own, so that the end of the caller's process group spares it
+  setsid runuser -u mysql -- /usr/sbin/mariadbd --datadir=/var/lib/mysql \
     --socket=/run/mysqld/mysqld.sock --pid-file=/run/mysqld/mariadbd.pid \
     --skip-networking=0 --bind-address=127.0.0.1 >"$STATE/log/mariadbd.log" 2>&1 &
   wait_for 30 mariadb mariadb -e 'select 1'
@@ -198,5 +204,5 @@ wait_for 30 "node $HOST" node_up
 # Jobs the database still lists as pending or running belonged to the old controller: close them.
 timeout 20 sacctmgr -i list runawayjobs >/dev/null 2>&1 || true
 queue_empty || { log "slurmctld -c still lists jobs"; exit 1; }
-timeout 20 sacct -n -X -S now >/dev/null  # accounting answers
+wait_for 30 "accounting (sacct)" accounting_ok
 log "SLURM up: node $HOST, $CPUS CPUs, ${MEM_MB} MB, $GPUS fake GPU(s); state in $STATE"
