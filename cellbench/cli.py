@@ -25,7 +25,7 @@ from cellbench.errors import CellbenchError, ConfigError, NothingToDo
 
 def _run(args: argparse.Namespace) -> int:
     from cellbench.config import load_config
-    from cellbench.stages import run_task
+    from cellbench.tasks import run_task
 
     config = load_config(args.config)
     result = run_task(config, args.stage, args.task, force=args.force)

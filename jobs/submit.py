@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the log folder of a SLURM array cannot be written
-        from cellbench.stages import describe_failure
+        from cellbench.tasks import describe_failure
 
         message, trace = describe_failure(exc)
         print(f"error: {message}", file=sys.stderr)
@@ -119,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if outcome is None:
         return 0
-    if isinstance(outcome, dict):  # submitted to SLURM
-        if args.wait and not args.dry_run:
-            return _wait(config, outcome, args.wait_timeout)
-        return 0
-    return 1 if any(r.state == "failed" for r in outcome) else 0
+    if outcome.submitted and args.wait and not args.dry_run:
+        return _wait(config, args, outcome)
+    return 1 if outcome.failed else 0
 
 
 def _execute(config, args: argparse.Namespace):
@@ -138,7 +136,7 @@ def _execute(config, args: argparse.Namespace):
             return None
     factors = None
     if args.mem_factor != 1 or args.time_factor != 1:
-        from cellbench.execution.slurm import Factors
+        from cellbench.execution.base import Factors
 
         factors = Factors(mem=args.mem_factor, time=args.time_factor)
     return execute(
@@ -161,18 +159,13 @@ def _print_status(config) -> int:
     return 1 if any(v.state == "failed" for v in views) else 0
 
 
-def _wait(config, submitted: dict[str, list[str]], timeout_s: float) -> int:
-    from cellbench.execution.slurm import read_submissions
-    from cellbench.execution.slurm_state import wait_for_jobs
+def _wait(config, args: argparse.Namespace, outcome) -> int:
+    """Wait for the submitted jobs, then print the status."""
+    from cellbench.execution import executor
+    from cellbench.execution.run import resolve_executor
 
-    jobs = []
-    for stage, arrays in submitted.items():
-        for entry in read_submissions(config, stage).values():
-            if entry["job_id"].split("_")[0] in arrays:
-                jobs.append(entry["job_id"])
-    print(f"waiting for {len(jobs)} job(s) (at most {timeout_s:.0f} s)", flush=True)
     try:
-        wait_for_jobs(jobs, timeout_s)
+        executor(resolve_executor(args.executor, config)).wait(config, outcome, args.wait_timeout)
     except TimeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -11,7 +11,7 @@ from tests.helpers import small_config
 @pytest.fixture(scope="session")
 def segmented_plate(tmp_path_factory):
     """A small synthetic plate, generated and segmented once for the whole session."""
-    from cellbench.stages import run_task
+    from cellbench.tasks import run_task
 
     config = small_config(tmp_path_factory.mktemp("segmented"))
     result = run_task(config, "segment", "P1")

@@ -23,7 +23,7 @@ def load_yaml_config(name: str, results_root, **changes):
 
 def run_all(raw: dict):
     config = config_from_dict(raw)
-    results = execute(config, "all", "local", echo=lambda line: None)
+    results = execute(config, "all", "local", echo=lambda line: None).results
     failed = [f"{r.stage}/{r.task}: {r.message}" for r in results if not r.ok]
     assert failed == []
     return config, ResultsPaths(config.results_root)

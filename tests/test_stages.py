@@ -11,7 +11,8 @@ from cellbench.config import config_from_dict
 from cellbench.data.plates import open_plate
 from cellbench.execution.plan import plan
 from cellbench.paths import ResultsPaths
-from cellbench.stages import list_tasks, run_task, task_state
+from cellbench.stages import list_tasks, task_state
+from cellbench.tasks import run_task
 from tests.helpers import experiment_dict, write_config
 
 

@@ -18,9 +18,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from cellbench.config import Config
+from cellbench.execution.base import Job, Outcome, RunOptions
+from cellbench.execution.plan import StagePlan
+from cellbench.execution.stagewise import run_stages
 from cellbench.paths import ResultsPaths
-from cellbench.stages import TaskResult, run_task, task_hash
+from cellbench.stages import task_hash
 from cellbench.status import FAILED, read_status, write_status
+from cellbench.tasks import TaskResult, run_task
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -132,3 +136,25 @@ def _worker_died(config: Config, stage: str, task: str, exc: BaseException) -> T
     except OSError as error:  # a full disk or a read-only root: say so, go on
         message += f" (and its status could not be written: {error})"
     return TaskResult(stage, task, FAILED, message)
+
+
+# --- the executor protocol (cellbench.execution.base) ------------------------------------------
+
+
+def available(config: Config) -> bool:
+    """Whether ``--executor auto`` may choose this executor."""
+    return True  # always possible
+
+
+def execute(config: Config, plans: list[StagePlan], options: RunOptions) -> Outcome:
+    """Run the plan here, stage after stage (`run_stages`)."""
+    return run_stages(config, plans, options, run_tasks)
+
+
+def wait(config: Config, outcome: Outcome, timeout_s: float) -> None:
+    """Nothing to wait for: the tasks ran before `execute` returned."""
+
+
+def task_jobs(config: Config, stages: list[str]) -> tuple[dict[tuple[str, str], Job], str]:
+    """No queue, no jobs: a task's status file says it all."""
+    return {}, "none"

@@ -5,7 +5,7 @@ holds `_submit.lock` (`filelock`, released by the OS when the process dies, so a
 submit never leaves it held) while it plans and runs or submits; who holds it is written
 beside it, so that a second submit can say whom it waits for. ``--status`` and
 ``--dry-run`` write nothing and take no lock. A single task has its own lock too
-(`cellbench.stages.run_task`), which keeps two SLURM array elements off one task.
+(`cellbench.tasks.run_task`), which keeps two SLURM array elements off one task.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from cellbench.config import Config
 from cellbench.stages import (
+    MODEL_SEED,
     PLATE_STAGES,
     STAGES,
     list_tasks,
@@ -19,6 +20,7 @@ from cellbench.stages import (
     reads_crop_stores,
     why_task_not_done,
 )
+from cellbench.stages import stage as stage_row
 
 ALL = "all"
 
@@ -38,27 +40,16 @@ class StagePlan:
         return len(self.tasks) - len(self.todo)
 
 
-# The stages whose outputs a stage reads (crop and features both read the segmentation;
-# models read feature tables and crop stores; pre-cut crops are measured from the crop store).
-PREREQUISITES = {
-    "segment": [],
-    "crop": ["segment"],
-    "features": ["segment"],
-    "train": ["segment", "crop", "features"],
-    "evaluate": ["segment", "crop", "features", "train"],
-    "aggregate": ["segment", "crop", "features", "train", "evaluate"],
-}
-
-
 def stages_for(stage: str, config: Config | None = None) -> list[str]:
     """The stages that `--stage` names: all of them, or one and those it reads from.
 
-    Prerequisites with nothing to do are planned with no task and cost nothing. Models that
-    read no crops do not wait for the crop stage.
+    A stage's upstream stages come from the stage table. Prerequisites with nothing to do are
+    planned with no task and cost nothing. Models that read no crops do not wait for the crop
+    stage.
     """
     if stage == ALL:
         return list(STAGES)
-    needed = [s for s in PREREQUISITES[stage] if s != "crop"]
+    needed = [s for s in stage_row(stage).upstream if s != "crop"]
     if config is None or reads_crop_stores(config, stage):
         needed.append("crop")
     return [s for s in STAGES if s in needed or s == stage]
@@ -120,7 +111,7 @@ def _downstream_of(upstream: StagePlan, stage: str, tasks: list[str], config: Co
         return set()
     if stage in PLATE_STAGES and upstream.stage in PLATE_STAGES:
         return set(upstream.todo) & set(tasks)
-    if stage == "evaluate" and upstream.stage == "train":
+    if stage_row(stage).unit == MODEL_SEED and stage_row(upstream.stage).unit == MODEL_SEED:
         retrained = set(upstream.todo)
         for model in config.models:  # models on embeddings follow their embedding model
             source = getattr(model, "embedding_model", None)

@@ -1,8 +1,8 @@
-"""Where every task stands, from its status file and from SLURM's view of its job.
+"""Where every task stands, from its status file and from its scheduler's view of its job.
 
-A task's own status file is the truth for tasks that ended on their own terms; SLURM is asked
-about the rest, since a job that SLURM killed (scancel, time limit, out of memory) never got
-to write its end.
+A task's own status file is the truth for tasks that ended on their own terms; the executor
+that submitted it is asked about the rest, since a job that the scheduler killed (scancel, time
+limit, out of memory) never got to write its end.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from cellbench.config import Config
-from cellbench.execution.slurm import read_submissions
-from cellbench.execution.slurm_state import FAILED_STATES, UNKNOWN, query_states
+from cellbench.execution import executor, executor_names
+from cellbench.execution.base import JOB_COMPLETED, JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job
 from cellbench.paths import ResultsPaths
 from cellbench.stages import STAGES, is_task_done, list_tasks
 from cellbench.status import DIED, DONE, FAILED, RUNNING, SKIPPED, process_gone, read_status
@@ -33,24 +33,28 @@ class TaskView:
 
 
 def collect(config: Config, stages: list[str] | None = None) -> tuple[list[TaskView], str]:
-    """The state of every task of `stages` (default: all), and which command SLURM answered."""
+    """The state of every task of `stages` (default: all), and who answered for the jobs."""
     stages = stages or list(STAGES)
-    submissions = {stage: read_submissions(config, stage) for stage in stages}
-    job_ids = [entry["job_id"] for stage in stages for entry in submissions[stage].values()]
-    slurm = query_states(job_ids)
-    views = []
-    for stage in stages:
-        for task in list_tasks(config, stage):
-            entry = submissions[stage].get(task)
-            slurm_state = slurm.states.get(entry["job_id"], UNKNOWN) if entry else None
-            views.append(_view(config, stage, task, entry, slurm_state))
-    return views, slurm.source
+    jobs: dict[tuple[str, str], Job] = {}
+    sources = []
+    for name in executor_names():
+        known, source = executor(name).task_jobs(config, stages)
+        jobs.update(known)
+        if known:
+            sources.append(f"{name}: {source}")
+    views = [
+        _view(config, stage, task, jobs.get((stage, task)))
+        for stage in stages
+        for task in list_tasks(config, stage)
+    ]
+    return views, "; ".join(sources) or "none"
 
 
-def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state: str | None):
+def _view(config: Config, stage: str, task: str, job: Job | None) -> TaskView:
     status = read_status(ResultsPaths(config.results_root).status_file(stage, task)) or {}
     state = status.get("state")
-    log = f"log {entry['stdout']}" if entry else ""
+    job_state = job.state if job else None
+    log = f"log {job.log}" if job else ""
     if state == DONE:
         if is_task_done(config, stage, task):
             field_errors = status.get("details", {}).get("field_errors") or {}
@@ -63,23 +67,24 @@ def _view(config: Config, stage: str, task: str, entry: dict | None, slurm_state
                     f"{len(field_errors)} field(s) failed, e.g. {first[0]}: {first[1]}",
                 )
             return TaskView(stage, task, DONE)
-        if slurm_state not in ("PENDING", "RUNNING", "REQUEUED"):
+        if job_state not in (JOB_PENDING, JOB_RUNNING):
             return TaskView(stage, task, "stale", "settings or inputs changed since it ran")
     if state == RUNNING and process_gone(status) is False:  # alive on this host
         where = f"pid {status.get('pid')} on {status.get('host')}"
         return TaskView(stage, task, RUNNING, f"since {status.get('written_at', '?')}; {where}")
-    if slurm_state in ("PENDING", "REQUEUED", "CONFIGURING"):
-        return TaskView(stage, task, PENDING, f"job {entry['job_id']}")
-    if slurm_state in ("RUNNING", "COMPLETING"):
-        return TaskView(stage, task, RUNNING, f"job {entry['job_id']}; {log}")
+    if job_state == JOB_PENDING:
+        return TaskView(stage, task, PENDING, f"job {job.job_id}")
+    if job_state == JOB_RUNNING:
+        return TaskView(stage, task, RUNNING, f"job {job.job_id}; {log}")
     if state == FAILED:
         return TaskView(stage, task, FAILED, f"{status.get('error', '')}; {log}".strip("; "))
     if state == SKIPPED:
         return TaskView(stage, task, SKIPPED, status.get("message", ""))
-    if slurm_state in FAILED_STATES or (slurm_state == "COMPLETED" and state != DONE):
-        why = f"SLURM state {slurm_state}" + (" before the task recorded its end" if state else "")
+    if job_state == JOB_FAILED or (job_state == JOB_COMPLETED and state != DONE):
+        why = f"{job.scheduler} state {job.native_state}"
+        why += " before the task recorded its end" if state else ""
         shown = DIED if state == RUNNING else FAILED
-        return TaskView(stage, task, shown, f"{why}; job {entry['job_id']}; {log}")
+        return TaskView(stage, task, shown, f"{why}; job {job.job_id}; {log}")
     if state == RUNNING:
         where = f"pid {status.get('pid')} on {status.get('host')}"
         if process_gone(status):
@@ -108,5 +113,5 @@ def format_status(views: list[TaskView], source: str) -> str:
     if details:
         lines.append("")
         lines += [f"  {v.stage}/{v.task}: {v.state}  {v.detail}".rstrip() for v in details]
-    lines.append(f"(SLURM view from {source})")
+    lines.append(f"(jobs as seen by {source})")
     return "\n".join(lines)

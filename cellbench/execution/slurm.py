@@ -10,21 +10,38 @@ or time limit the job is requeued and the task resumes (training from its last e
 from __future__ import annotations
 
 import math
+import shutil
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import submitit
 
 from cellbench.config import ClusterProfile, Config, SlurmResources
 from cellbench.errors import CellbenchError, TaskFailed
+from cellbench.execution.base import (
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_RUNNING,
+    JOB_UNKNOWN,
+    Factors,
+    Job,
+    Outcome,
+    RunOptions,
+)
 from cellbench.execution.container import container_python
 from cellbench.execution.plan import StagePlan
-from cellbench.execution.slurm_state import max_array_size
-from cellbench.io.atomic import write_json
+from cellbench.execution.slurm_state import (
+    FAILED_STATES,
+    UNKNOWN,
+    max_array_size,
+    query_states,
+    wait_for_jobs,
+)
+from cellbench.execution.submissions import read_submissions, record_submissions
 from cellbench.paths import ResultsPaths
-from cellbench.stages import TaskResult, run_task
-from cellbench.status import FAILED, read_status
+from cellbench.status import FAILED
+from cellbench.tasks import TaskResult, run_task
 
 
 class TaskRunner(submitit.helpers.Checkpointable):
@@ -43,14 +60,6 @@ class TaskRunner(submitit.helpers.Checkpointable):
     def checkpoint(self, config: Config, stage: str, task: str, force: bool) -> Any:
         """Resubmit the same task; it resumes from what it saved (never forced again)."""
         return submitit.helpers.DelayedSubmission(self, config, stage, task, False)
-
-
-@dataclass(frozen=True)
-class Factors:
-    """Memory and time multipliers for resubmitted tasks (--mem-factor, --time-factor)."""
-
-    mem: float = 1.0
-    time: float = 1.0
 
 
 def resources_for(profile: ClusterProfile, stage: str, factors: Factors) -> SlurmResources:
@@ -97,21 +106,20 @@ def sbatch_parameters(
     return parameters
 
 
-def submit_plans(
-    config: Config,
-    plans: list[StagePlan],
-    factors: Factors = Factors(),
-    force: bool = False,
-    dry_run: bool = False,
-    echo=print,
-) -> dict[str, list[str]]:
+def available(config: Config) -> bool:
+    """Whether ``--executor auto`` submits to SLURM: `sbatch` on PATH and a cluster profile."""
+    return shutil.which("sbatch") is not None and config.execution.cluster is not None
+
+
+def execute(config: Config, plans: list[StagePlan], options: RunOptions) -> Outcome:
     """Submit one array per stage that has tasks, each depending on the previous array(s).
 
     Returns
     -------
-    dict
-        Stage -> the job ids of its arrays (empty for a dry run).
+    Outcome
+        ``submitted``: stage -> the job ids of its arrays (empty for a dry run).
     """
+    echo = options.echo
     profile = _profile(config)
     limit = profile.max_array_size or max_array_size()
     submitted: dict[str, list[str]] = {}
@@ -120,16 +128,16 @@ def submit_plans(
         if not stage_plan.todo:
             echo(f"{stage_plan.stage}: nothing to submit ({len(stage_plan.tasks)} task(s) done)")
             continue
-        resources = resources_for(profile, stage_plan.stage, factors)
+        resources = resources_for(profile, stage_plan.stage, options.factors)
         parameters = sbatch_parameters(config, stage_plan.stage, resources, dependency)
         shown = {k: v for k, v in parameters.items() if k != "dependency"}
-        if dry_run:
+        if options.dry_run:
             after = " after the previous stage" if dependency or submitted else ""
             echo(f"{stage_plan.stage}: would submit {len(stage_plan.todo)} task(s){after}: {shown}")
             submitted[stage_plan.stage] = []
             dependency = ["<previous>"]
             continue
-        arrays = _submit_stage(config, stage_plan, parameters, resources.gpus, limit, force)
+        arrays = _submit_stage(config, stage_plan, parameters, resources.gpus, limit, options.force)
         submitted[stage_plan.stage] = arrays
         after = f" after {','.join(dependency)}" if dependency else ""
         echo(
@@ -137,7 +145,46 @@ def submit_plans(
             f"{', '.join(arrays)}{after}"
         )
         dependency = arrays
-    return submitted
+    return Outcome(submitted=submitted)
+
+
+def wait(config: Config, outcome: Outcome, timeout_s: float) -> None:
+    """Wait until every job of `outcome` has ended; TimeoutError at the deadline."""
+    jobs = []
+    for stage, arrays in outcome.submitted.items():
+        for entry in read_submissions(config, stage).values():
+            if entry["job_id"].split("_")[0] in arrays:
+                jobs.append(entry["job_id"])
+    print(f"waiting for {len(jobs)} job(s) (at most {timeout_s:.0f} s)", flush=True)
+    wait_for_jobs(jobs, timeout_s)
+
+
+def task_jobs(config: Config, stages: list[str]) -> tuple[dict[tuple[str, str], Job], str]:
+    """The last SLURM job of every submitted task, with SLURM's state of it, and the source."""
+    entries = {
+        (stage, task): entry
+        for stage in stages
+        for task, entry in read_submissions(config, stage).items()
+    }
+    answer = query_states([entry["job_id"] for entry in entries.values()])
+    jobs = {}
+    for key, entry in entries.items():
+        native = answer.states.get(entry["job_id"], UNKNOWN)
+        jobs[key] = Job(entry["job_id"], _neutral_state(native), "SLURM", native, entry["stdout"])
+    return jobs, answer.source
+
+
+def _neutral_state(native: str) -> str:
+    """SLURM's name of a job state as one of the `JOB_*` states every executor shares."""
+    if native in ("PENDING", "REQUEUED", "CONFIGURING"):
+        return JOB_PENDING
+    if native in ("RUNNING", "COMPLETING"):
+        return JOB_RUNNING
+    if native == "COMPLETED":
+        return JOB_COMPLETED
+    if native in FAILED_STATES:
+        return JOB_FAILED
+    return JOB_UNKNOWN
 
 
 def _submit_stage(
@@ -157,7 +204,7 @@ def _submit_stage(
     )
     executor.update_parameters(**parameters)
     runner = TaskRunner()
-    record = _read_record(paths, stage_plan.stage)
+    record = {}
     arrays = []
     tasks = stage_plan.todo
     for start in range(0, len(tasks), limit):
@@ -167,23 +214,15 @@ def _submit_stage(
         arrays.append(jobs[0].job_id.split("_")[0])
         for task, job in zip(chunk, jobs, strict=True):
             record[task] = {
+                "executor": "slurm",
                 "job_id": job.job_id,
                 "stdout": str(job.paths.stdout),
                 "stderr": str(job.paths.stderr),
                 "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "parameters": {k: v for k, v in parameters.items() if k != "dependency"},
             }
-    write_json(paths.submission_file(stage_plan.stage), record)
+    record_submissions(config, stage_plan.stage, record)
     return arrays
-
-
-def read_submissions(config: Config, stage: str) -> dict[str, dict[str, Any]]:
-    """The last submission of every task of a stage: job id, log paths, parameters."""
-    return _read_record(ResultsPaths(config.results_root), stage)
-
-
-def _read_record(paths: ResultsPaths, stage: str) -> dict[str, dict[str, Any]]:
-    return read_status(paths.submission_file(stage)) or {}
 
 
 def _profile(config: Config) -> ClusterProfile:

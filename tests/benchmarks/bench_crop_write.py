@@ -35,7 +35,7 @@ from cellbench.crops.store import write_crop_store  # noqa: E402
 from cellbench.data.plates import open_plate, read_field  # noqa: E402
 from cellbench.paths import ResultsPaths  # noqa: E402
 from cellbench.segment.store import read_labels  # noqa: E402
-from cellbench.stages import run_task  # noqa: E402
+from cellbench.tasks import run_task  # noqa: E402
 
 CHANNELS = ["DNA", "tubulin", "actin"]
 SPECS = [crop_spec("whole_cell", 64), crop_spec("nuclear", 32), crop_spec("nucleocentric", 32)]

@@ -12,7 +12,8 @@ from cellbench.data.precut import index_crops
 from cellbench.errors import CellbenchError
 from cellbench.execution.run import execute
 from cellbench.paths import ResultsPaths
-from cellbench.stages import list_tasks, run_task
+from cellbench.stages import list_tasks
+from cellbench.tasks import run_task
 from tests.helpers import REPO
 
 BBBC021 = default_data_root() / "bbbc021"
@@ -31,7 +32,7 @@ def bbbc021_config(tmp_path, **input_overrides):
 def test_every_crop_joins_and_round_trips(tmp_path):
     config = bbbc021_config(tmp_path)
     lines = []
-    results = execute(config, "crop", "local", echo=lines.append)
+    results = execute(config, "crop", "local", echo=lines.append).results
     assert len(results) == 55 and all(r.state == "done" for r in results)
     assert "cells per moa (1996 in all):" in lines
     assert any(line.split() == ["Microtubule", "stabilizers", "775"] for line in lines)

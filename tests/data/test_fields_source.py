@@ -45,7 +45,7 @@ def test_examplefly_fields_are_grouped_by_channel(tmp_path):
 
 def test_examplefly_features_have_one_row_per_segmented_cell(tmp_path):
     config = real_config(tmp_path, "examplefly")
-    results = execute(config, "features", "local", echo=lambda line: None)
+    results = execute(config, "features", "local", echo=lambda line: None).results
     assert [r.state for r in results] == ["done", "done"]  # segment, then features
     paths = ResultsPaths(config.results_root)
     features = pd.read_parquet(paths.feature_table("ExampleFly"))

@@ -6,8 +6,9 @@ import pytest
 from submitit.slurm.slurm import _make_sbatch_string
 
 from cellbench.config import config_from_dict
+from cellbench.execution.base import Factors
 from cellbench.execution.container import container_command, container_python
-from cellbench.execution.slurm import Factors, resources_for, sbatch_parameters
+from cellbench.execution.slurm import resources_for, sbatch_parameters
 from tests.helpers import REPO, experiment_dict
 
 REFERENCE = REPO / "tests" / "execution" / "data" / "train.sbatch"

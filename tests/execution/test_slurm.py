@@ -13,7 +13,7 @@ import yaml
 from cellbench.config import config_from_dict
 from cellbench.data.plates import open_plate
 from cellbench.execution.run import execute
-from cellbench.execution.slurm import read_submissions
+from cellbench.execution.submissions import read_submissions
 from cellbench.paths import ResultsPaths
 from tests.execution.slurm_helpers import (
     START_SH,

@@ -12,7 +12,8 @@ from cellbench.data.plates import list_plates
 from cellbench.data.precut import list_precut_plates
 from cellbench.errors import NothingToDo
 from cellbench.paths import ResultsPaths
-from cellbench.stages import run_task, task_state
+from cellbench.stages import task_state
+from cellbench.tasks import run_task
 from jobs.submit import main as submit_main
 from tests.helpers import experiment_dict, write_config
 

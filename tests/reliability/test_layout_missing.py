@@ -18,7 +18,7 @@ from cellbench.config import config_from_dict
 from cellbench.crops.store import read_cells
 from cellbench.data.synthetic import write_plate
 from cellbench.paths import ResultsPaths
-from cellbench.stages import run_task
+from cellbench.tasks import run_task
 
 MISSING = "B03"
 TASKS = [

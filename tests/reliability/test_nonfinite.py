@@ -24,7 +24,7 @@ from cellbench.errors import CellbenchError
 from cellbench.models.classical import CLASSIFIER_KINDS, build_classifier
 from cellbench.paths import ResultsPaths
 from cellbench.segment.store import stored_fields
-from cellbench.stages import run_task
+from cellbench.tasks import run_task
 
 INF_FIELD, NAN_FIELD = "A-01-01", "A-02-01"
 N_INF = 10 * 10  # an Inf block in the first channel

@@ -8,7 +8,8 @@ import json
 from cellbench.config import config_from_dict
 from cellbench.execution.run import execute
 from cellbench.paths import ResultsPaths
-from cellbench.stages import run_task, task_state
+from cellbench.stages import task_state
+from cellbench.tasks import run_task
 from jobs.submit import main as submit_main
 from tests.helpers import write_config
 from tests.reliability.conftest import fields_experiment
@@ -65,7 +66,7 @@ def test_a_figure_that_cannot_be_written_fails_the_report(tmp_path, plate_folder
     raw = fields_experiment(tmp_path / "results", plate_folder)
     raw["models"] = []
     config = config_from_dict(raw)
-    results = execute(config, "features", "debug", echo=lambda line: None)
+    results = execute(config, "features", "debug", echo=lambda line: None).results
     assert [r.state for r in results] == ["done", "done"]
 
     from matplotlib.figure import Figure

@@ -17,9 +17,9 @@ def _finished_tree(tmp_path):
     raw = experiment_dict(tmp_path / "first")
     raw["models"] = []
     config = config_from_dict(raw)
-    results = execute(config, "features", "debug", echo=lambda line: None)
+    results = execute(config, "features", "debug", echo=lambda line: None).results
     assert {r.stage: r.state for r in results} == {"segment": "done", "features": "done"}
-    crop = execute(config, "crop", "debug", echo=lambda line: None)
+    crop = execute(config, "crop", "debug", echo=lambda line: None).results
     assert [r.state for r in crop] == ["done"]
     return raw, config
 
@@ -66,6 +66,6 @@ def test_a_truncated_store_is_redone_with_a_line_saying_why(tmp_path):
     shown = describe(plans)
     why = f"output crops/P1.h5 changed since the task finished (size {size} -> {size // 2} bytes)"
     assert f"crop/P1: runs again: {why}" in shown
-    results = execute(moved, "crop", "debug", echo=lambda line: None)
+    results = execute(moved, "crop", "debug", echo=lambda line: None).results
     assert [(r.stage, r.state) for r in results] == [("crop", "done")]
     assert store.stat().st_size > size // 2

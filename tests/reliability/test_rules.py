@@ -9,7 +9,7 @@ import pytest
 from cellbench.config import GroundTruthConfig
 from cellbench.config.rules import RuleError, evaluate_rule, parse_rule, rule_columns
 from cellbench.errors import CellbenchError, ConfigError
-from cellbench.features.ground_truth import UNDEFINED, assign_classes, marker_table
+from cellbench.ground_truth import UNDEFINED, assign_classes, marker_table
 from tests.helpers import small_config
 
 INJECTION = (

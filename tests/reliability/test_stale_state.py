@@ -17,8 +17,9 @@ from cellbench.config import config_from_dict
 from cellbench.execution.plan import plan
 from cellbench.execution.progress import collect
 from cellbench.paths import ResultsPaths
-from cellbench.stages import run_task, task_state
+from cellbench.stages import task_state
 from cellbench.status import process_gone
+from cellbench.tasks import run_task
 from tests.helpers import REPO, experiment_dict, write_config
 
 

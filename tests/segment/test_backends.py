@@ -170,7 +170,7 @@ def test_degenerate_fields_give_empty_results(image):
 def test_segment_stage_runs_with_stardist_nuclei_and_cellpose_cells(
     tmp_path, stardist_model, cellpose_model
 ):
-    from cellbench.stages import run_task
+    from cellbench.tasks import run_task
 
     config = small_config(
         tmp_path,
