@@ -119,9 +119,29 @@ def plan_renames(
     folder = Path(folder)
     if to not in TARGET_FORMS:
         raise CellbenchError(f"unknown target name form {to!r}; choose from {list(TARGET_FORMS)}")
+    out = folder / "renamed" if out is None else Path(out)
+    files = _field_files(folder, suffixes)
+    stems, file_suffixes = zip(*(_split_name(name) for name in files), strict=True)
+    parsed = parse_names(list(stems), scheme)
+
+    plan: list[tuple[Path, Path]] = []
+    unmapped: set[str] = set()
+    for name, suffix, groups in zip(files, file_suffixes, parsed, strict=True):
+        target = _target_name(folder / name, groups, first_site, channel_names, unmapped)
+        plan.append((folder / name, out / f"{target}{suffix}"))
+    if unmapped:
+        raise CellbenchError(
+            f"{folder}: channel(s) {sorted(unmapped)} have no name in {channel_names} "
+            "(give every channel a name, e.g. --channel 1=DAPI)"
+        )
+    _check_no_clash(folder, scheme, plan)
+    return plan
+
+
+def _field_files(folder: Path, suffixes: list[str] | None) -> list[str]:
+    """The folder's own, visible files with one of `suffixes` (all when None), sorted."""
     if not folder.is_dir():
         raise CellbenchError(f"{folder}: not a folder")
-    out = folder / "renamed" if out is None else Path(out)
     wanted = None if suffixes is None else {s.lower() for s in suffixes}
     files = sorted(
         entry.name
@@ -132,48 +152,50 @@ def plan_renames(
     )
     if not files:
         raise CellbenchError(f"{folder}: no files to rename")
-    stems, file_suffixes = zip(*(_split_name(name) for name in files), strict=True)
-    parsed = parse_names(list(stems), scheme)
+    return files
 
-    plan: list[tuple[Path, Path]] = []
-    unmapped: set[str] = set()
-    for name, suffix, groups in zip(files, file_suffixes, parsed, strict=True):
-        try:
-            well = well_name(groups)
-        except CellbenchError as exc:
-            raise CellbenchError(f"{folder / name}: {exc}") from None
-        site = _site(groups, first_site)
-        target = f"{well[0]}-{well[1:]}-{site:02d}"
-        channel = _channel(groups, channel_names)
-        if channel is None and groups.get("channel"):
-            unmapped.add(groups["channel"])
-        elif channel is not None:
-            if not channel or "/" in channel or os.sep in channel:
-                raise CellbenchError(f"channel name {channel!r} cannot be part of a file name")
-            target += f"_{channel}"
-        plan.append((folder / name, out / f"{target}{suffix}"))
-    if unmapped:
-        raise CellbenchError(
-            f"{folder}: channel(s) {sorted(unmapped)} have no name in {channel_names} "
-            "(give every channel a name, e.g. --channel 1=DAPI)"
-        )
 
+def _target_name(
+    path: Path,
+    groups: dict,
+    first_site: int,
+    channel_names: dict[str, str] | None,
+    unmapped: set[str],
+) -> str:
+    """``X-YY-ZZ[_<channel>]`` of one file; a channel without a name is added to `unmapped`."""
+    try:
+        well = well_name(groups)
+    except CellbenchError as exc:
+        raise CellbenchError(f"{path}: {exc}") from None
+    target = f"{well[0]}-{well[1:]}-{_site(groups, first_site):02d}"
+    channel = _channel(groups, channel_names)
+    if channel is None and groups.get("channel"):
+        unmapped.add(groups["channel"])
+    elif channel is not None:
+        if not channel or "/" in channel or os.sep in channel:
+            raise CellbenchError(f"channel name {channel!r} cannot be part of a file name")
+        target += f"_{channel}"
+    return target
+
+
+def _check_no_clash(folder: Path, scheme: str, plan: list[tuple[Path, Path]]) -> None:
+    """Refuse a plan in which several sources share a target (every clash named)."""
     by_target: dict[Path, list[Path]] = {}
     for source, target in plan:
         by_target.setdefault(target, []).append(source)
     clashes = [(t, s) for t, s in by_target.items() if len(s) > 1]
-    if clashes:
-        lines = "\n  ".join(
-            f"{target.name} <- " + ", ".join(s.name for s in sources)
-            for target, sources in clashes[:50]
-        )
-        more = f"\n  ... and {len(clashes) - 50} more" if len(clashes) > 50 else ""
-        raise CellbenchError(
-            f"{folder}: {len(clashes)} target name(s) would be shared by several files "
-            f"(z-planes, timepoints or channels that scheme {scheme!r} does not tell "
-            f"apart?):\n  {lines}{more}"
-        )
-    return plan
+    if not clashes:
+        return
+    lines = "\n  ".join(
+        f"{target.name} <- " + ", ".join(s.name for s in sources)
+        for target, sources in clashes[:50]
+    )
+    more = f"\n  ... and {len(clashes) - 50} more" if len(clashes) > 50 else ""
+    raise CellbenchError(
+        f"{folder}: {len(clashes)} target name(s) would be shared by several files "
+        f"(z-planes, timepoints or channels that scheme {scheme!r} does not tell "
+        f"apart?):\n  {lines}{more}"
+    )
 
 
 def apply_renames(
