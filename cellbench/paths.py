@@ -9,6 +9,7 @@
       features/<plate>.parquet  one row per cell
       models/<model>/seed<k>/   model weights, history, metrics.json, predictions.parquet
       report/                   tables, figures, index.html
+        background_study/       Table 1, Figure 2, results per representation
       _status/<stage>/<task>.json
       _logs/<stage>/<job id>/   SLURM logs and submitit files of each task
       _submissions/<stage>.json the SLURM job id of every submitted task
@@ -99,6 +100,14 @@ class ResultsPaths:
         """Per-cell predictions with the split of every cell (Parquet)."""
         return self.model_dir(model, seed) / "predictions.parquet"
 
+    def gradcam_maps(self, model: str, seed: int) -> Path:
+        """Grad-CAM maps of a few test cells, with their cell ids and target classes (NPZ)."""
+        return self.model_dir(model, seed) / "gradcam.npz"
+
+    def gradcam_panel(self, model: str, seed: int) -> Path:
+        """Figure panel of those test cells and their Grad-CAM maps (PNG)."""
+        return self.model_dir(model, seed) / "gradcam.png"
+
     @property
     def report_dir(self) -> Path:
         """Folder of the aggregated tables and figures."""
@@ -107,6 +116,19 @@ class ResultsPaths:
     def report_file(self, name: str) -> Path:
         """A file in the report folder."""
         return self._inside(self.report_dir / name, name)
+
+    def report_figure(self, stem: str) -> Path:
+        """A report figure without suffix: `save_figure` writes ``<stem>.png`` and ``.pdf``."""
+        return self._inside(self.report_dir / stem, stem)
+
+    @property
+    def background_study_dir(self) -> Path:
+        """Folder of the background study: Table 1, its per-class means and Figure 2."""
+        return self.report_dir / "background_study"
+
+    def background_study_results(self, representation: str) -> Path:
+        """Folder of one representation's pairwise-SVM results (``crops``: PCA of the crops)."""
+        return self._inside(self.background_study_dir / representation, representation)
 
     def status_file(self, stage: str, task: str) -> Path:
         """Status JSON of one task."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cellbench.config import CLASSICAL_TYPES, Config
+from cellbench.config.crop_kinds import PRECUT
 from cellbench.data.plates import has_fields, list_plates, open_plate
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.paths import ResultsPaths
@@ -97,10 +98,9 @@ def run_features(config: Config, plate: str, settings_hash: str) -> dict:
         seg = config.segmentation
         return measure_store_crops(
             _require(paths.crop_store(plate)),
-            "precut",
+            PRECUT,
             config.data.channels,
-            config.features.regions,
-            config.features.texture,
+            config.features,
             seg.nucleus_channel,
             [c for c in (seg.cell_channels or []) if c in config.data.channels],
             config.data.label_column,
@@ -113,10 +113,9 @@ def run_features(config: Config, plate: str, settings_hash: str) -> dict:
         open_plate(config, plate),
         labels,
         config.data.channels,
-        config.features.regions,
+        config.features,
         paths.feature_table(plate),
-        config.features.texture,
-        _marker_setup(config),
+        ground_truth=_marker_setup(config),
         nonfinite=config.data.nonfinite,
     )
 
@@ -125,7 +124,7 @@ def _marker_setup(config: Config):
     """Ground-truth settings with the channels they read, or None."""
     if config.ground_truth is None:
         return None
-    from cellbench.features.ground_truth import MarkerSetup
+    from cellbench.ground_truth import MarkerSetup
 
     return MarkerSetup(
         config.ground_truth, config.data.marker_channels, config.segmentation.nucleus_channel

@@ -6,9 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from cellbench.config import EMBEDDING_TYPES, TORCH_TYPES
 from cellbench.config.yaml_file import config_yaml
 from cellbench.io.atomic import atomic_path, write_text
 from cellbench.paths import ResultsPaths
@@ -25,7 +25,6 @@ from cellbench.report.tables import (
 
 log = logging.getLogger(__name__)
 
-TORCH_TYPES = ("mlp", "resnet", "vae", "cp2image")
 ACCURACY_COLUMNS = [
     "model",
     "input",
@@ -58,7 +57,6 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
         Paths written and the missing tasks, for the task's status.
     """
     paths = ResultsPaths(config.results_root)
-    out = paths.report_dir
     records = []
     for model in config.models:
         for seed in config.seeds:
@@ -80,18 +78,18 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     if not tables["accuracy"].empty:
         tables["accuracy"] = tables["accuracy"][ACCURACY_COLUMNS]
     tables = {name: table for name, table in tables.items() if not table.empty}
-    figures = _figures(config, paths, records, out)
+    figures = _figures(config, paths, records)
     for pair in config.report.kl_pairs:
-        summary, figure = _kl_study(pair, config.seeds[0], paths, out)
+        summary, figure = _kl_study(pair, config.seeds[0], paths)
         tables[f"KL {pair.original} vs {pair.masked}"] = summary
         figures.append(figure)
-    study = _background_study(config, paths, out)
+    study = _background_study(config, paths)
     if study is not None:
         tables["background study (Table 1)"] = study["table"]
         figures += [p for p in study["written"] if p.suffix == ".png"]
-    written = _write_tables(tables, out, config.name, missing_tasks) + figures
+    written = _write_tables(tables, paths, config.name, missing_tasks) + figures
     index = write_index_html(
-        out,
+        paths.report_dir,
         f"{config.name}: cellbench report",
         tables,
         figures,
@@ -105,15 +103,16 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     return {"written": [str(p) for p in written], "missing_tasks": missing_tasks}
 
 
-def _write_tables(tables: dict, out: Path, title: str, missing: list[str]) -> list[Path]:
+def _write_tables(tables: dict, paths: ResultsPaths, title: str, missing: list[str]) -> list[Path]:
     """Each table as CSV and LaTeX, all of them in ``summary.md``; ``accuracy.md`` as before."""
     written = []
     for name, table in tables.items():
         stem = name.replace(" ", "_").replace("-", "_")
-        with atomic_path(out / f"{stem}.csv") as tmp:
+        csv, tex = paths.report_file(f"{stem}.csv"), paths.report_file(f"{stem}.tex")
+        with atomic_path(csv) as tmp:
             table.to_csv(tmp, index=False)
-        write_text(out / f"{stem}.tex", to_latex(table, f"{title}: {name}"))
-        written += [out / f"{stem}.csv", out / f"{stem}.tex"]
+        write_text(tex, to_latex(table, f"{title}: {name}"))
+        written += [csv, tex]
     lines = [f"# {title}: results on held-out cells\n"]
     if not tables:
         lines.append("No model finished.\n")
@@ -123,8 +122,9 @@ def _write_tables(tables: dict, out: Path, title: str, missing: list[str]) -> li
     lines.append(
         "\n".join(f"- {t}" for t in missing) + "\n" if missing else "None: every task finished.\n"
     )
-    write_text(out / "accuracy.md", "\n".join(lines))
-    written.append(out / "accuracy.md")
+    markdown = paths.report_file("accuracy.md")
+    write_text(markdown, "\n".join(lines))
+    written.append(markdown)
     return written
 
 
@@ -134,6 +134,7 @@ def _handcrafted_representation(config, paths: ResultsPaths) -> dict | None:
     from cellbench.data.plates import list_plates
     from cellbench.evaluate.run import representation_metrics
     from cellbench.models.inputs import load_model_data
+    from cellbench.models.standardise import fit_standardisation
 
     every_feature = RandomForestModel(name="handcrafted")  # reads every feature column
 
@@ -146,14 +147,12 @@ def _handcrafted_representation(config, paths: ResultsPaths) -> dict | None:
     except Exception as exc:  # no labelled cell: no row, the rest of the report stands
         log.warning("report: no handcrafted representation row (%s)", exc)
         return None
-    x = data.features.astype(np.float64)
-    x = np.where(np.isnan(x), np.nanmedian(x, axis=0), x)
-    x = np.nan_to_num((x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1))
+    x = fit_standardisation(data.features).apply(data.features)
     metrics = representation_metrics(data.cells, x, data.labels, config.seeds[0])
     return {"model": "handcrafted", "input": "features", "seed": config.seeds[0], **metrics}
 
 
-def _kl_study(pair, seed: int, paths: ResultsPaths, out: Path) -> tuple[pd.DataFrame, Path]:
+def _kl_study(pair, seed: int, paths: ResultsPaths) -> tuple[pd.DataFrame, Path]:
     """KL(original || masked) of two classifiers' class probabilities on their test cells.
 
     Per cell, or of the mean distributions per group (``pair.per``, a metadata column);
@@ -178,11 +177,11 @@ def _kl_study(pair, seed: int, paths: ResultsPaths, out: Path) -> tuple[pd.DataF
         groups = merged[metadata_column(pair.per)].astype(str).to_numpy()
         values = group_kl_divergence(p, q, groups).rename(columns={"kl_of_means": "kl"})
     stem = f"kl_{pair.original}_vs_{pair.masked}"
-    with atomic_path(out / f"{stem}.csv") as tmp:
+    with atomic_path(paths.report_file(f"{stem}.csv")) as tmp:
         values.to_csv(tmp, index=False)
     title = f"KL({pair.original} || {pair.masked}), test cells"
     figure = kl_histogram_figure(values["kl"].to_numpy(), unit=pair.per, title=title)
-    png = next(p for p in save_figure(figure, out / stem) if p.suffix == ".png")
+    png = next(p for p in save_figure(figure, paths.report_figure(stem)) if p.suffix == ".png")
     quartiles = values["kl"].quantile([0.25, 0.5, 0.75]).to_numpy()
     summary = pd.DataFrame(
         [
@@ -201,7 +200,7 @@ def _kl_study(pair, seed: int, paths: ResultsPaths, out: Path) -> tuple[pd.DataF
     return summary, png
 
 
-def _background_study(config, paths: ResultsPaths, out: Path) -> dict | None:
+def _background_study(config, paths: ResultsPaths) -> dict | None:
     """Table 1 and Figure 2 of the pipeline's own background experiments, if configured."""
     from cellbench.data.plates import list_plates
     from cellbench.evaluate.background_study import background_study
@@ -213,12 +212,12 @@ def _background_study(config, paths: ResultsPaths, out: Path) -> dict | None:
     stores = [paths.crop_store(p) for p in list_plates(config) if paths.crop_store(p).exists()]
     if not stores:
         return None
-    folder = out / "background_study"
+    folder = paths.background_study_dir
     study = settings.study
     background_study(
         stores,
         config.data.label_column,
-        folder / "crops",  # one "model": PCA of the flattened crops
+        paths.background_study_results("crops"),  # one "model": PCA of the flattened crops
         size_px=study.size_px,
         components=study.components,
         folds=study.folds,
@@ -228,7 +227,7 @@ def _background_study(config, paths: ResultsPaths, out: Path) -> dict | None:
     return write_background_swap(folder, folder, classes=None)
 
 
-def _figures(config, paths: ResultsPaths, records: list[dict], out: Path) -> list[Path]:
+def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     """Every figure the results allow; one failing figure is logged and left out."""
     from cellbench.data.plates import has_fields, list_plates
     from cellbench.features.measure import metadata_column
@@ -236,27 +235,28 @@ def _figures(config, paths: ResultsPaths, records: list[dict], out: Path) -> lis
     seed = config.seeds[0]
     plates = list_plates(config)
     torch_models = [m for m in config.models if m.type in TORCH_TYPES]
-    embedders = [m for m in config.models if m.type in ("resnet", "vae")]
+    embedders = [m for m in config.models if m.type in EMBEDDING_TYPES]
+    explained = [m for m in config.models if m.gives_gradcam]
     label = metadata_column(config.data.label_column)
     stores = [paths.crop_store(p) for p in plates if paths.crop_store(p).exists()]
     tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
     makers = [
-        ("confusion", lambda: gallery.confusion_figures(records, out)),
-        ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed, out)),
-        ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label, out)),
-        ("Grad-CAM", lambda: gallery.gradcam_figures(paths, embedders, seed, out)),
-        ("cells per well", lambda: gallery.plate_heatmap_figures(tables, out)),
+        ("confusion", lambda: gallery.confusion_figures(records, paths)),
+        ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed)),
+        ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label)),
+        ("Grad-CAM", lambda: gallery.gradcam_figures(paths, explained, seed)),
+        ("cells per well", lambda: gallery.plate_heatmap_figures(tables, paths)),
     ]
     if stores:
         kind = config.crop_kinds()[0]
         makers.append(
             (
                 "montage",
-                lambda: gallery.montage_figure(stores[0], kind, config.data.label_column, out),
+                lambda: gallery.montage_figure(stores[0], kind, config.data.label_column, paths),
             )
         )
     if plates and has_fields(config):
-        makers.append(("segmentation", lambda: gallery.segmentation_figure(config, plates[0], out)))
+        makers.append(("segmentation", lambda: gallery.segmentation_figure(config, plates[0])))
     figures: list[Path] = []
     for name, make in makers:
         try:

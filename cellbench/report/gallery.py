@@ -32,7 +32,7 @@ def _png(written: list[Path]) -> Path:
     return next(p for p in written if p.suffix == ".png")
 
 
-def confusion_figures(records: list[dict], out: Path) -> list[Path]:
+def confusion_figures(records: list[dict], paths: ResultsPaths) -> list[Path]:
     """One confusion matrix per model, summed over seeds (test cells)."""
     figures = []
     for model in sorted({r["model"] for r in records if "confusion" in r}):
@@ -43,27 +43,26 @@ def confusion_figures(records: list[dict], out: Path) -> list[Path]:
             _png(
                 save_figure(
                     confusion_figure(confusion, runs[0]["classes"], title),
-                    out / f"confusion_{model}",
+                    paths.report_figure(f"confusion_{model}"),
                 )
             )
         )
     return figures
 
 
-def training_curve_figures(paths: ResultsPaths, models: list, seed: int, out: Path) -> list[Path]:
+def training_curve_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
     """Training and validation loss per epoch of each PyTorch model (first seed)."""
     figures = []
     for model in models:
         history = paths.history(model.name, seed)
         if history.exists():
             figure = training_curves_figure(json.loads(history.read_text()), title=model.name)
-            figures.append(_png(save_figure(figure, out / f"training_{model.name}")))
+            stem = paths.report_figure(f"training_{model.name}")
+            figures.append(_png(save_figure(figure, stem)))
     return figures
 
 
-def embedding_figures(
-    paths: ResultsPaths, models: list, seed: int, label: str, out: Path
-) -> list[Path]:
+def embedding_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
     """UMAP of each representation model's embeddings of the test cells, coloured by class."""
     from cellbench.report.figures_embedding import embedding_figure, umap_embedding
 
@@ -80,23 +79,23 @@ def embedding_figures(
         coords = umap_embedding(table[columns].to_numpy(), seed=seed)
         title = f"{model.name}: UMAP of test-cell embeddings"
         figure = embedding_figure(coords, table[label].astype(str).to_numpy(), title=title)
-        figures.append(_png(save_figure(figure, out / f"umap_{model.name}")))
+        figures.append(_png(save_figure(figure, paths.report_figure(f"umap_{model.name}"))))
     return figures
 
 
-def gradcam_figures(paths: ResultsPaths, models: list, seed: int, out: Path) -> list[Path]:
+def gradcam_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
     """The Grad-CAM panels the evaluate stage drew (copied next to the report)."""
     figures = []
     for model in models:
-        panel = paths.model_dir(model.name, seed) / "gradcam.png"
+        panel = paths.gradcam_panel(model.name, seed)
         if panel.exists():
-            target = out / f"gradcam_{model.name}.png"
+            target = paths.report_file(f"gradcam_{model.name}.png")
             target.write_bytes(panel.read_bytes())
             figures.append(target)
     return figures
 
 
-def montage_figure(store: Path, kind: str, label_column: str, out: Path) -> list[Path]:
+def montage_figure(store: Path, kind: str, label_column: str, paths: ResultsPaths) -> list[Path]:
     """Crops of one kind, a row per class, from one plate's crop store."""
     from cellbench.crops.store import read_cells, read_crops
     from cellbench.report.figures_images import crop_montage_figure
@@ -108,16 +107,17 @@ def montage_figure(store: Path, kind: str, label_column: str, out: Path) -> list
     crops, _ = read_crops(store, kind, slice(0, len(rows)))
     labels = cells[label_column].astype(str).to_numpy()[rows]
     figure = crop_montage_figure(crops, labels, title=f"{kind} crops of {store.stem}")
-    return [_png(save_figure(figure, out / f"montage_{kind}"))]
+    return [_png(save_figure(figure, paths.report_figure(f"montage_{kind}")))]
 
 
-def segmentation_figure(config, plate: str, out: Path, n_fields: int = 3) -> list[Path]:
+def segmentation_figure(config, plate: str, n_fields: int = 3) -> list[Path]:
     """Outlines of the segmented cells on the first fields of a plate."""
     from cellbench.data.plates import open_plate, read_field
     from cellbench.report.figures_images import segmentation_overlay_figure
     from cellbench.segment.store import read_labels, stored_fields
 
-    store = ResultsPaths(config.results_root).label_store(plate)
+    paths = ResultsPaths(config.results_root)
+    store = paths.label_store(plate)
     if not store.exists():
         return []
     opened = open_plate(config, plate)
@@ -127,15 +127,16 @@ def segmentation_figure(config, plate: str, out: Path, n_fields: int = 3) -> lis
     images = [read_field(opened, by_name[n], channels, config.data.nonfinite) for n in names]
     labels = [read_labels(store, n)[0] for n in names]
     figure = segmentation_overlay_figure(images, labels, titles=names)
-    return [_png(save_figure(figure, out / f"segmentation_{plate}"))]
+    return [_png(save_figure(figure, paths.report_figure(f"segmentation_{plate}")))]
 
 
-def plate_heatmap_figures(feature_tables: list[Path], out: Path) -> list[Path]:
+def plate_heatmap_figures(feature_tables: list[Path], paths: ResultsPaths) -> list[Path]:
     """Cells per well of each plate (from its feature table)."""
     figures = []
     for table_path in feature_tables:
         wells = pd.read_parquet(table_path, columns=["Metadata_Well"])["Metadata_Well"]
         counts = wells.astype(str).value_counts().to_dict()
         figure = plate_heatmap_figure(counts, title=f"cells per well, {table_path.stem}")
-        figures.append(_png(save_figure(figure, out / f"cells_per_well_{table_path.stem}")))
+        stem = paths.report_figure(f"cells_per_well_{table_path.stem}")
+        figures.append(_png(save_figure(figure, stem)))
     return figures

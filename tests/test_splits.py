@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellbench.evaluate.splits import split_by_group
+from cellbench.splits import split_by_group
 
 
 def plate_of_wells(n_wells_per_class=4, cells_per_well=10, classes=("a", "b", "c")):
@@ -64,7 +64,7 @@ def cell_table(n_per_well=5):
 
 
 def test_a_compound_is_one_group_across_plates():
-    from cellbench.evaluate.splits import split_groups
+    from cellbench.splits import split_groups
 
     table = cell_table()
     groups = split_groups(table, "compound")
@@ -79,7 +79,7 @@ def test_a_compound_is_one_group_across_plates():
 
 
 def test_class_balancing_takes_n_per_class_and_thirds_for_test():
-    from cellbench.evaluate.splits import UNUSED, balance_classes
+    from cellbench.splits import UNUSED, balance_classes
 
     labels = pd.Series(["a"] * 60 + ["b"] * 30)
     assignment = pd.Series(["train"] * 40 + ["test"] * 20 + ["train"] * 20 + ["test"] * 10)
