@@ -10,12 +10,13 @@ from pydantic import Field, Tag, field_validator, model_validator
 
 from cellbench.config.base import StrictModel, _tag, name_type
 from cellbench.config.cluster import ExecutionConfig
-from cellbench.config.models import ModelConfig, SplitConfig
+from cellbench.config.crop_kinds import CROP_KINDS, PRECUT, background_kinds
+from cellbench.config.feature_groups import Region
+from cellbench.config.models import EMBEDDING_TYPES, PROBABILISTIC_TYPES, ModelConfig, SplitConfig
 from cellbench.config.rules import parse_rule, rule_columns
 from cellbench.config.segmentation import SegmentationConfig
 
 DATA_ENV_VAR = "CELLBENCH_DATA"
-PROBABILISTIC_TYPES = ("random_forest", "logistic_regression", "resnet")  # give probabilities
 PlateName = name_type("plate")
 ExperimentName = name_type("experiment")
 
@@ -181,14 +182,18 @@ class DataConfig(StrictModel):
 # --- stages -----------------------------------------------------------------------------------
 
 
-CropKindName = Literal["whole_cell", "nuclear", "nucleocentric"]
+CropKindName = Literal[tuple(CROP_KINDS)]  # the registry's kinds (cellbench.config.crop_kinds)
 
 
 class CropKind(StrictModel):
     """One kind of single-cell crop; unset values take the kind's defaults."""
 
     size_px: int | None = Field(None, ge=4, description="side of the square crop")
-    masked: bool | None = Field(None, description="zero the pixels outside the cell / nucleus")
+    masked: bool | None = Field(
+        None,
+        description="zero the pixels outside the kind's region (cell, nucleus or cytoplasm); "
+        "only for kinds whose masking can be switched",
+    )
 
 
 BackgroundKindName = Literal["masked", "swap_same", "swap_diff", "cell_free"]
@@ -243,6 +248,20 @@ class CropsConfig(StrictModel):
         "blosc-lz4", description="codec of the crop store (see tests/benchmarks)"
     )
 
+    @field_validator("kinds")
+    @classmethod
+    def _check_masking(cls, kinds: dict[str, CropKind]) -> dict[str, CropKind]:
+        for name, kind in kinds.items():
+            info = CROP_KINDS[name]
+            if kind.masked is not None and kind.masked != info.masked and not info.switchable:
+                switchable = [k for k, i in CROP_KINDS.items() if i.switchable]
+                raise ValueError(
+                    f"{name}.masked: {name} crops are always "
+                    f"{'masked' if info.masked else 'unmasked'} (got {kind.masked}); remove "
+                    f"`masked`, or use a kind whose masking can be switched: {switchable}"
+                )
+        return kinds
+
 
 class TextureConfig(StrictModel):
     """Grey-level co-occurrence (GLCM) texture of each region and channel."""
@@ -255,7 +274,7 @@ class TextureConfig(StrictModel):
 class FeaturesConfig(StrictModel):
     """Handcrafted features per cell."""
 
-    regions: list[Literal["Nucleus", "Cytoplasm", "Cell"]] = Field(
+    regions: list[Region] = Field(
         default_factory=lambda: ["Nucleus", "Cytoplasm", "Cell"], min_length=1
     )
     texture: TextureConfig | None = Field(
@@ -387,11 +406,11 @@ class Config(StrictModel):
         for i, model in enumerate(self.models):
             source = getattr(model, "embedding_model", None)
             if source is not None and (
-                source not in names or self.model(source).type not in ("resnet", "vae")
+                source not in names or self.model(source).type not in EMBEDDING_TYPES
             ):
                 raise ValueError(
-                    f"models.{i}.embedding_model: {source!r} is not a resnet or vae model of "
-                    f"this experiment"
+                    f"models.{i}.embedding_model: {source!r} is not a "
+                    f"{' or '.join(EMBEDDING_TYPES)} model of this experiment"
                 )
         kinds = self.crop_kinds()
         for i, model in enumerate(self.models):
@@ -414,10 +433,10 @@ class Config(StrictModel):
     def crop_kinds(self) -> list[str]:
         """Kinds the crop stores of this experiment hold (``precut`` for pre-cut crops)."""
         if isinstance(self.data.input, CropsSource):
-            return ["precut"]
+            return [PRECUT]
         kinds = list(self.crops.kinds)
         if self.crops.background is not None:
-            kinds += ["bg_original", *(f"bg_{e}" for e in self.crops.background.experiments)]
+            kinds += background_kinds(self.crops.background.experiments)
         return kinds
 
     def model(self, name: str) -> ModelConfig:

@@ -12,20 +12,21 @@ import numpy as np
 import pandas as pd
 
 from cellbench.config import BackgroundConfig
+from cellbench.config.crop_kinds import BACKGROUND_ORIGINAL, background_kind
 from cellbench.crops.background import (
     choose_donors,
     mask_outside,
     paste_on_windows,
     swap_backgrounds,
 )
-from cellbench.crops.extract import MASK_CELL, CropSpec
+from cellbench.crops.extract import MASK_CELL, CropSpec, crop_spec
 
-ORIGINAL = "bg_original"
+ORIGINAL = background_kind(BACKGROUND_ORIGINAL)
 
 
 def original_spec(settings: BackgroundConfig) -> CropSpec:
     """The unmasked cell-centred windows every experiment starts from."""
-    return CropSpec(ORIGINAL, settings.size_px, masked=False, centred_on="cell")
+    return crop_spec(ORIGINAL, settings.size_px)
 
 
 def experiment_kinds(
@@ -59,7 +60,7 @@ def experiment_kinds(
     eligible = ((masks == 0).any(axis=(1, 2))) if len(masks) else np.zeros(0, bool)
     kinds = []
     for experiment in settings.experiments:
-        spec = CropSpec(f"bg_{experiment}", settings.size_px, masked=False, centred_on="cell")
+        spec = crop_spec(background_kind(experiment), settings.size_px)
         if experiment == "masked":
             images = mask_outside(crops, masks, MASK_CELL)
         elif experiment in ("swap_same", "swap_diff"):

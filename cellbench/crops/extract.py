@@ -1,10 +1,10 @@
 """Cut fixed-size single-cell crops from a field, for all its cells at once.
 
-A crop is the square window of side S centred on the rounded centroid of the cell (kind
-`whole_cell`) or of its nucleus (`nuclear`, `nucleocentric`). A window that reaches past the
-field follows the border policy: ``pad`` fills the outside with zeros, so the cell stays
-centred; ``shift`` moves the window inside the field; ``drop`` leaves the cell out (see
-`fits_in_field`).
+A crop is the square window of side S centred on the rounded centroid of the cell or of its
+nucleus, zero outside the region its kind keeps (cell, nucleus, cytoplasm, or none: the kinds
+are declared in `cellbench.config.crop_kinds`). A window that reaches past the field follows
+the border policy: ``pad`` fills the outside with zeros, so the cell stays centred; ``shift``
+moves the window inside the field; ``drop`` leaves the cell out (see `fits_in_field`).
 """
 
 from __future__ import annotations
@@ -15,42 +15,72 @@ import numpy as np
 import pandas as pd
 from skimage import measure
 
+from cellbench.config.crop_kinds import (
+    MASK_CELL,
+    MASK_NUCLEUS,
+    MASK_OTHER_CELL,
+    REGION_BITS,
+    kind_info,
+)
+
 
 @dataclass(frozen=True)
 class CropSpec:
-    """How one kind of crop is cut: side in pixels, masked or not, centred on what."""
+    """How one kind of crop is cut: side in pixels, masked or not, centred on what.
+
+    `region` is what masking keeps (``cell``, ``nucleus`` or ``cytoplasm``); unset, the
+    region the crop is centred on. Build specs with `crop_spec`, which reads the registry.
+    """
 
     kind: str
     size_px: int
     masked: bool
     centred_on: str  # "cell" or "nucleus"
     border: str = "pad"  # "pad", "shift" or "drop"
+    region: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.region is None:
+            object.__setattr__(self, "region", self.centred_on)
+        if self.region not in REGION_BITS:
+            raise ValueError(
+                f"CropSpec region: {self.region!r} is not a region; valid: {list(REGION_BITS)}"
+            )
 
-# Defaults of the nucleocentric workflow: 192 px whole cells, 60 px nuclear crops.
-KIND_DEFAULTS: dict[str, CropSpec] = {
-    "whole_cell": CropSpec("whole_cell", 192, True, "cell"),
-    "nuclear": CropSpec("nuclear", 60, True, "nucleus"),
-    "nucleocentric": CropSpec("nucleocentric", 60, False, "nucleus"),
-}
-
-MASK_CELL = 1  # this cell
-MASK_NUCLEUS = 2  # its nucleus
-MASK_OTHER_CELL = 4  # any other cell in the window (to find background pixels)
+    @property
+    def kept_region(self) -> str:
+        """The region the crop keeps: `region` when masked, else ``none``."""
+        return self.region if self.masked else "none"
 
 
 def crop_spec(
     kind: str, size_px: int | None = None, masked: bool | None = None, border: str = "pad"
 ) -> CropSpec:
-    """Return the spec of a crop kind, with the kind's defaults for unset values."""
-    default = KIND_DEFAULTS[kind]
+    """Return the spec of a crop kind, with the kind's defaults for unset values.
+
+    Any kind of `cellbench.config.crop_kinds.kind_info`: those of `CROP_KINDS`, the
+    background experiments' and ``precut`` (these two need `size_px`).
+    """
+    info = kind_info(kind)
+    size = info.size_px if size_px is None else size_px
+    if size is None:
+        raise ValueError(f"crop kind {kind!r} has no default size; pass size_px")
+    if masked is not None and masked != info.masked and not info.switchable:
+        raise ValueError(f"masked: {kind} crops cannot be switched to masked={masked}")
     return CropSpec(
         kind,
-        default.size_px if size_px is None else size_px,
-        default.masked if masked is None else masked,
-        default.centred_on,
+        size,
+        info.masked if masked is None else masked,
+        info.centred_on,
         border,
+        info.masked_region,
     )
+
+
+def region_pixels(masks: np.ndarray, region: str) -> np.ndarray:
+    """Which pixels of (..., S, S) uint8 bit masks lie in a region (`REGION_BITS`)."""
+    required, excluded = REGION_BITS[region]
+    return ((masks & required) == required) & ((masks & excluded) == 0)
 
 
 def window_corners(
@@ -134,8 +164,8 @@ def crop_cells(
     Returns
     -------
     crops : (N, C, S, S) ndarray, image dtype
-        Raw intensities; zero outside the cell (or nucleus) when `spec.masked`, and outside
-        the field.
+        Raw intensities; zero outside `spec.region` (cell, nucleus or cytoplasm) when
+        `spec.masked`, and outside the field.
     masks : (N, S, S) ndarray of uint8
         Bit 1 = this cell, bit 2 = its nucleus, bit 4 = another cell.
     """
@@ -164,7 +194,7 @@ def crop_cells(
         np.uint8
     )
     if spec.masked:
-        keep = is_cell if spec.centred_on == "cell" else is_nucleus
+        keep = region_pixels(masks, spec.region)
         crops = crops * keep[:, np.newaxis].astype(crops.dtype)
     return crops, masks
 

@@ -16,8 +16,9 @@ from cellbench.crops.experiments import experiment_kinds, original_spec
 from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure_cells
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
-from cellbench.features.ground_truth import MarkerSetup
+from cellbench.ground_truth import MarkerSetup
 from cellbench.io.layout import warn_wells_without_layout
+from cellbench.names import cell_ids
 from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,7 @@ def _collect_free_windows(image, cells, background, rng, field_name, windows, or
 def _describe_cells(table: pd.DataFrame, plate: Plate, field) -> pd.DataFrame:
     """Add identifiers and the well's layout metadata to a field's cell table."""
     described = table.copy()
-    cell_ids = [f"{plate.name}_{field.name}_{label:04d}" for label in table["label"]]
-    described.insert(0, "cell_id", cell_ids)
+    described.insert(0, "cell_id", cell_ids(plate.name, field.name, table["label"]))
     described.insert(1, "plate", plate.name)
     described.insert(2, "well", field.well)
     described.insert(3, "site", field.site)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellbench.crops.extract import CropSpec
+from cellbench.config.crop_kinds import PRECUT
+from cellbench.crops.extract import crop_spec
 from cellbench.crops.store import write_crop_store
 from cellbench.data.precut import read_precut
 
@@ -45,14 +46,14 @@ def ingest_precut_plate(
             f"{rows.loc[0, 'path']}: {first.shape[1]} channel(s), but data.channels names "
             f"{len(channels)}: {channels}"
         )
-    spec = CropSpec("precut", first.shape[-1], masked=False, centred_on="cell")
+    spec = crop_spec(PRECUT, first.shape[-1])
 
     def batches() -> Iterator[tuple[pd.DataFrame, dict]]:
         for start in range(0, len(rows), BATCH):
             chunk = rows.iloc[start : start + BATCH]
             crops = read_precut(chunk["path"].tolist(), axes)
             masks = np.zeros((len(crops), spec.size_px, spec.size_px), np.uint8)
-            yield chunk.drop(columns=["path"]), {"precut": (crops, masks)}
+            yield chunk.drop(columns=["path"]), {PRECUT: (crops, masks)}
 
     table = write_crop_store(
         path,

@@ -5,7 +5,9 @@
     / attrs          schema, plate, channel_names, created_by, config_hash
     /<kind>/images   uint16 (N, C, S, S): raw intensities, never normalised at write time
     /<kind>/masks    uint8 (N, S, S): bit 1 = this cell, bit 2 = its nucleus, 4 = other cells
-    /<kind> attrs    size, masked, centred_on, border, and per-channel plate statistics:
+    /<kind> attrs    size, masked, region (kept: cell, nucleus, cytoplasm or none; see
+                     `cellbench.config.crop_kinds`), centred_on, border, and per-channel
+                     plate statistics:
                      stats_percentiles (2,), stats_low / stats_high (C,) at those percentiles,
                      stats_mean / stats_std (C,), over the pixels of the cells (bit 1)
     /cells/<column>  one 1-D dataset per column; row i describes crop i of every kind
@@ -187,6 +189,7 @@ def _create_kind(
         {
             "size": spec.size_px,
             "masked": spec.masked,
+            "region": spec.kept_region,
             "centred_on": spec.centred_on,
             "border": spec.border,
         }

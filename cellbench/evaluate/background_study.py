@@ -21,18 +21,23 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from cellbench.config.crop_kinds import BACKGROUND_ORIGINAL, background_kind
 from cellbench.crops.store import read_cells, read_crops
 from cellbench.evaluate.pairwise import pairwise_svm_accuracy, write_pairwise_csv
 from cellbench.models.classical import flatten_crops
 
 log = logging.getLogger(__name__)
 
+# The published name of each experiment -> its store kind.
 EXPERIMENT_KINDS = {
-    "base": "bg_original",
-    "mask": "bg_masked",
-    "same": "bg_swap_same",
-    "diff": "bg_swap_diff",
-    "batch": "bg_cell_free",
+    name: background_kind(experiment)
+    for name, experiment in {
+        "base": BACKGROUND_ORIGINAL,
+        "mask": "masked",
+        "same": "swap_same",
+        "diff": "swap_diff",
+        "batch": "cell_free",
+    }.items()
 }
 DONOR_COLUMNS = {"diff": "donor_swap_diff", "batch": "donor_cell_free"}
 
