@@ -8,12 +8,13 @@ from typing import Literal
 
 import pandas as pd
 
-from cellbench.config import TextureConfig
+from cellbench.config import FeaturesConfig
 from cellbench.data.plates import Plate, read_field
-from cellbench.features.ground_truth import MarkerSetup
 from cellbench.features.measure import measure_field, metadata_column
+from cellbench.ground_truth import MarkerSetup
 from cellbench.io.atomic import atomic_path
 from cellbench.io.layout import warn_wells_without_layout
+from cellbench.names import cell_ids
 from cellbench.segment.store import read_labels, stored_fields
 
 log = logging.getLogger(__name__)
@@ -23,13 +24,14 @@ def measure_plate(
     plate: Plate,
     label_store: Path,
     channels: list[str],
-    regions: list[str],
+    features: FeaturesConfig,
     path: Path,
-    texture: TextureConfig | None = None,
     ground_truth: MarkerSetup | None = None,
     nonfinite: Literal["fail", "zero"] = "fail",
 ) -> dict:
     """Measure every cell of `plate` and write one Parquet row per cell at `path`.
+
+    `features` (the config's ``features`` section) names the regions and texture settings.
 
     With `ground_truth`, the marker channels are read too, measured, and each cell's class
     (and its marker means) are added as ``Metadata_`` columns; markers never become features.
@@ -52,10 +54,10 @@ def measure_plate(
     for field in (f for f in plate.fields if f.name in segmented):
         image = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
         cells, nuclei = read_labels(label_store, field.name)
-        features = measure_field(image[: len(channels)], cells, nuclei, channels, regions, texture)
-        labels = features.pop("label")
+        measured = measure_field(image[: len(channels)], cells, nuclei, channels, features)
+        labels = measured.pop("label")
         metadata = {
-            metadata_column("cell_id"): [f"{plate.name}_{field.name}_{v:04d}" for v in labels],
+            metadata_column("cell_id"): cell_ids(plate.name, field.name, labels),
             metadata_column("plate"): plate.name,
             metadata_column("well"): field.well,
             metadata_column("site"): field.site,
@@ -72,7 +74,7 @@ def measure_plate(
             for marker in markers:
                 values = classes.loc[labels, f"{marker}_mean"].to_numpy()
                 metadata[metadata_column(f"{marker}_mean")] = values
-        tables.append(pd.concat([pd.DataFrame(metadata), features], axis=1))
+        tables.append(pd.concat([pd.DataFrame(metadata), measured], axis=1))
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(path) as tmp:
         table.to_parquet(tmp, index=False)

@@ -2,7 +2,8 @@
 
 Columns read ``<Region>_<Group>_<Feature>[_<Channel>[_<distance>_<angle>]]`` (see
 `cellbench.features.measure`); per-field columns read ``Image_<Group>_<Feature>``, e.g.
-``Image_Count_Cells``, and count as region ``Image``. ``Metadata_`` columns and anything else
+``Image_Count_Cells``, and count as region ``Image``. Each column is read with its group's
+grammar (`cellbench.features.groups.parse_column`); ``Metadata_`` columns and anything else
 that does not follow the scheme are never selected.
 """
 
@@ -10,15 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# group name accepted here -> the group word in column names
-GROUPS: dict[str, str] = {
-    "intensity": "Intensity",
-    "shape": "AreaShape",
-    "areashape": "AreaShape",
-    "texture": "Texture",
-    "count": "Count",
-}
-REGIONS: tuple[str, ...] = ("Nucleus", "Cytoplasm", "Cell", "Image")
+from cellbench.config.feature_groups import FEATURE_GROUPS, IMAGE
+from cellbench.config.feature_groups import REGIONS as CELL_REGIONS
+from cellbench.features.groups import group_named, parse_column
+
+REGIONS: tuple[str, ...] = (*CELL_REGIONS, IMAGE)
+_ALIASES = {"shape": "AreaShape"}  # the short name earlier versions took for AreaShape
 
 
 def _words(names: Iterable[str] | None) -> list[str] | None:
@@ -29,31 +27,15 @@ def _words(names: Iterable[str] | None) -> list[str] | None:
     return list(names)
 
 
-def parse_column(column: str) -> tuple[str, str, str | None] | None:
-    """(region, group word, channel or None) of a feature column; None for other columns.
-
-    Examples
-    --------
-    >>> parse_column("Nucleus_Texture_Contrast_DNA_1_00")
-    ('Nucleus', 'Texture', 'DNA')
-    >>> parse_column("Cell_AreaShape_Area")
-    ('Cell', 'AreaShape', None)
-    >>> parse_column("Metadata_Well") is None
-    True
-    """
-    parts = column.split("_")
-    if len(parts) < 3 or parts[0] not in REGIONS or parts[1] not in GROUPS.values():
-        return None
-    region, group = parts[0], parts[1]
-    if region == "Image":
-        return (region, group, None) if group == "Count" else None
-    if group == "Intensity" and len(parts) >= 4:
-        return region, group, "_".join(parts[3:])
-    if group == "Texture" and len(parts) >= 6:
-        return region, group, "_".join(parts[3:-2])
-    if group == "AreaShape" and len(parts) == 3:
-        return region, group, None
-    return None
+def _group_words(names: list[str]) -> set[str]:
+    """The group words of group names given in any case; ValueError for an unknown one."""
+    modules = [group_named(_ALIASES.get(name.lower(), name)) for name in names]
+    unknown = [name for name, module in zip(names, modules, strict=True) if module is None]
+    if unknown:
+        raise ValueError(
+            f"unknown feature groups {unknown}; valid: {list(FEATURE_GROUPS)} (in any case)"
+        )
+    return {module.GRAMMAR.group for module in modules}
 
 
 def select_columns(
@@ -69,8 +51,8 @@ def select_columns(
     columns : iterable of str
         Column names, e.g. ``table.columns``.
     groups : iterable of str, optional
-        Any of ``intensity``, ``shape`` (also ``areashape``), ``texture`` and ``count``
-        (case-insensitive); None: all.
+        Any of `cellbench.config.feature_groups.FEATURE_GROUPS` (``Count``, ``AreaShape``,
+        ``Intensity``, ``Texture``) in any case, ``shape`` for AreaShape; None: all.
     regions : iterable of str, optional
         Any of ``Nucleus``, ``Cytoplasm``, ``Cell`` and ``Image`` (the per-field count);
         None: all.
@@ -92,18 +74,13 @@ def select_columns(
     --------
     >>> cols = ["Metadata_Well", "Nucleus_AreaShape_Area", "Cell_Intensity_MeanIntensity_DNA",
     ...         "Cell_Intensity_MeanIntensity_marker", "Image_Count_Cells"]
-    >>> select_columns(cols, groups=["intensity"], channels=["DNA"])
+    >>> select_columns(cols, groups=["Intensity"], channels=["DNA"])
     ['Cell_Intensity_MeanIntensity_DNA']
     >>> select_columns(cols, regions=["Nucleus"])
     ['Nucleus_AreaShape_Area']
     """
     group_names = _words(groups)
-    wanted_groups = None
-    if group_names is not None:
-        unknown = [g for g in group_names if g.lower() not in GROUPS]
-        if unknown:
-            raise ValueError(f"unknown feature groups {unknown}; valid: {sorted(GROUPS)}")
-        wanted_groups = {GROUPS[g.lower()] for g in group_names}
+    wanted_groups = None if group_names is None else _group_words(group_names)
     wanted_regions = _words(regions)
     if wanted_regions is not None:
         unknown = [r for r in wanted_regions if r not in REGIONS]
@@ -115,11 +92,11 @@ def select_columns(
         parsed = parse_column(column)
         if parsed is None:
             continue
-        region, group, channel = parsed
-        if wanted_groups is not None and group not in wanted_groups:
+        if wanted_groups is not None and parsed.group not in wanted_groups:
             continue
-        if wanted_regions is not None and region not in wanted_regions:
+        if wanted_regions is not None and parsed.compartment not in wanted_regions:
             continue
+        channel = parsed.channel
         if wanted_channels is not None and channel is not None and channel not in wanted_channels:
             continue
         selected.append(column)

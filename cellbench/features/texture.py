@@ -182,40 +182,6 @@ def glcm_properties(counts: np.ndarray) -> dict[str, np.ndarray]:
     return {name: props[name] for name in PROPERTIES}
 
 
-def glcm_counts(
-    labels: np.ndarray,
-    levels_image: np.ndarray,
-    offset: tuple[int, int],
-    levels: int,
-    n_objects: int | None = None,
-) -> np.ndarray:
-    """Symmetric co-occurrence counts ``P + P.T`` of every object at one offset.
-
-    Parameters
-    ----------
-    labels : (Y, X) ndarray of int
-        Objects numbered 1..N, 0 for background.
-    levels_image : (Y, X) ndarray of int
-        Grey levels in ``[0, levels - 1]`` (see `quantize`).
-    offset : (int, int)
-        (row, column) step, see `glcm_offset`.
-    levels : int
-    n_objects : int, optional
-        N; default ``labels.max()``.
-
-    Returns
-    -------
-    (N, L, L) ndarray of int64
-    """
-    n = n_objects if n_objects is not None else int(labels.max(initial=0))
-    first, step = _pairs(labels, offset)
-    flat_labels, flat_levels = labels.reshape(-1), levels_image.reshape(-1).astype(np.intp)
-    owner = flat_labels[first].astype(np.intp) - 1
-    code = (owner * levels + flat_levels[first]) * levels + flat_levels[first + step]
-    counts = np.bincount(code, minlength=n * levels * levels).reshape(n, levels, levels)
-    return counts + counts.transpose(0, 2, 1)
-
-
 def glcm_texture(
     labels: np.ndarray,
     image: np.ndarray,

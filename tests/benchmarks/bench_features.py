@@ -34,7 +34,7 @@ from skimage.feature import graycomatrix, graycoprops
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from cellbench.config import SegmentationConfig, TextureConfig  # noqa: E402
+from cellbench.config import FeaturesConfig, SegmentationConfig, TextureConfig  # noqa: E402
 from cellbench.data.synthetic import CHANNELS, write_plate  # noqa: E402
 from cellbench.features.measure import (  # noqa: E402
     INTENSITY_FEATURES,
@@ -172,7 +172,8 @@ def main() -> None:
     )
 
     def ours(texture):
-        return lambda image, c, n: measure_field(image, c, n, channels, regions, texture)
+        features = FeaturesConfig(regions=regions, texture=texture)
+        return lambda image, c, n: measure_field(image, c, n, channels, features)
 
     def theirs(texture):
         return lambda image, c, n: baseline_field(image, c, n, texture)

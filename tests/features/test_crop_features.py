@@ -9,22 +9,19 @@ from skimage import measure
 from skimage.filters import threshold_otsu
 from skimage.segmentation import find_boundaries
 
-from cellbench.config import TextureConfig, default_data_root
+from cellbench.config import FeaturesConfig, TextureConfig, default_data_root
 from cellbench.crops.extract import MASK_CELL, MASK_NUCLEUS, CropSpec
 from cellbench.crops.store import write_crop_store
 from cellbench.errors import CellbenchError
-from cellbench.features.crops import (
-    FOUND_COLUMN,
-    measure_crops,
-    measure_store_crops,
-    otsu_thresholds,
-    segment_crop_centres,
-)
+from cellbench.features.crops import FOUND_COLUMN, measure_crops, measure_store_crops
 from cellbench.features.measure import COUNT_COLUMN, measure_field
+from cellbench.segment.crop_centre import otsu_thresholds, segment_crop_centres
 
 CHANNELS = ["DNA", "tubulin", "actin"]
 REGIONS = ["Nucleus", "Cytoplasm", "Cell"]
 TEXTURE = TextureConfig(distances_px=[1, 2], angles_deg=[0, 45, 90], levels=16)
+FEATURES = FeaturesConfig(regions=REGIONS, texture=TEXTURE)
+NO_TEXTURE = FeaturesConfig(regions=REGIONS, texture=None)
 SIZE = 68
 BBBC021_CROPS = default_data_root() / "bbbc021" / "crops"
 
@@ -62,7 +59,7 @@ def synthetic_crops(n, seed=0):
 
 
 def measure_all(crops, **kwargs):
-    return measure_crops(crops, CHANNELS, REGIONS, TEXTURE, "DNA", ["tubulin", "actin"], **kwargs)
+    return measure_crops(crops, CHANNELS, FEATURES, "DNA", ["tubulin", "actin"], **kwargs)
 
 
 # --- segmentation ------------------------------------------------------------------------------
@@ -107,7 +104,7 @@ def test_bad_channel_indices_are_named():
     with pytest.raises(ValueError, match="channel index 3"):
         segment_crop_centres(np.zeros((2, 3, 8, 8), np.uint16), 0, [1, 3])
     with pytest.raises(ValueError, match=r"\['GFP'\] are not among"):
-        measure_crops(np.zeros((1, 3, 8, 8)), CHANNELS, REGIONS, None, "DNA", ["GFP"])
+        measure_crops(np.zeros((1, 3, 8, 8)), CHANNELS, NO_TEXTURE, "DNA", ["GFP"])
 
 
 # --- measurement -------------------------------------------------------------------------------
@@ -138,7 +135,7 @@ def test_given_masks_equal_measure_field_on_the_crop_as_a_field():
     nuclei = np.stack([disk(r) for r in rng.uniform(5, 10, 3)]).astype(np.int32)
     table = measure_all(crops, cells=cells, nuclei=nuclei)
     for k in range(3):
-        field = measure_field(crops[k], cells[k], nuclei[k], CHANNELS, REGIONS, TEXTURE)
+        field = measure_field(crops[k], cells[k], nuclei[k], CHANNELS, FEATURES)
         expected = field.drop(columns=["label", COUNT_COLUMN]).astype(np.float64)
         got = table.iloc[[k]].drop(columns=FOUND_COLUMN).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
@@ -206,8 +203,7 @@ def test_store_crops_are_measured_with_metadata(tmp_path):
         store,
         "precut",
         CHANNELS,
-        REGIONS,
-        TEXTURE,
+        FEATURES,
         "DNA",
         ["tubulin", "actin"],
         "moa",
@@ -233,7 +229,7 @@ def test_store_crops_are_measured_with_metadata(tmp_path):
 def test_store_errors_name_the_problem(tmp_path):
     store = tmp_path / "P7.h5"
     write_store(store, synthetic_crops(2), np.zeros((2, SIZE, SIZE), np.uint8))
-    args = (REGIONS, None, "DNA", ["tubulin"])
+    args = (NO_TEXTURE, "DNA", ["tubulin"])
     with pytest.raises(CellbenchError, match="no crop kind 'nuclear'"):
         measure_store_crops(store, "nuclear", CHANNELS, *args, "moa", tmp_path / "o.parquet")
     with pytest.raises(CellbenchError, match=r"channels \['GFP'\] not stored"):

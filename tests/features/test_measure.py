@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from skimage import measure
 
-from cellbench.config import TextureConfig
+from cellbench.config import FeaturesConfig, TextureConfig
 from cellbench.data.plates import read_field
 from cellbench.features.measure import (
     INTENSITY_FEATURES,
@@ -22,6 +22,8 @@ from cellbench.segment.store import read_labels
 CHANNELS = ["DNA", "tubulin", "actin"]
 REGIONS = ["Nucleus", "Cytoplasm", "Cell"]
 TEXTURE = TextureConfig(distances_px=[1], angles_deg=[0], levels=32)
+FEATURES = FeaturesConfig(regions=REGIONS, texture=TEXTURE)
+CELL_ONLY = FeaturesConfig(regions=["Cell"], texture=None)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def field(segmented_plate):
 @pytest.fixture(scope="module")
 def table(field):
     image, cells, nuclei = field
-    return measure_field(image, cells, nuclei, CHANNELS, REGIONS, TEXTURE).set_index("label")
+    return measure_field(image, cells, nuclei, CHANNELS, FEATURES).set_index("label")
 
 
 def test_features_match_direct_scikit_image_calls(field, table):
@@ -109,7 +111,7 @@ def tricky_shapes():
 def test_shape_of_tricky_objects_equals_regionprops_table():
     labels = tricky_shapes()
     image = np.ones((1, *labels.shape), np.uint16)
-    table = measure_field(image, labels, labels, ["DNA"], ["Cell"]).set_index("label")
+    table = measure_field(image, labels, labels, ["DNA"], CELL_ONLY).set_index("label")
     expected = measure.regionprops_table(labels, properties=["label", *SHAPE_FEATURES])
     for prop, name in SHAPE_FEATURES.items():
         got = table.loc[expected["label"], f"Cell_AreaShape_{name}"].to_numpy()
@@ -120,9 +122,9 @@ def test_shape_of_tricky_objects_equals_regionprops_table():
 def test_label_dtypes_and_label_numbers_do_not_matter(dtype):
     labels = tricky_shapes()
     image = np.random.default_rng(1).integers(0, 4000, (2, *labels.shape)).astype(np.uint16)
-    reference = measure_field(image, labels, labels, ["a", "b"], REGIONS, TEXTURE)
+    reference = measure_field(image, labels, labels, ["a", "b"], FEATURES)
     sparse = np.where(labels > 0, labels * 1000 + 7, 0).astype(dtype)  # not 1..N
-    table = measure_field(image, sparse, sparse, ["a", "b"], REGIONS, TEXTURE)
+    table = measure_field(image, sparse, sparse, ["a", "b"], FEATURES)
     assert (table["label"] == reference["label"] * 1000 + 7).all()
     pd.testing.assert_frame_equal(table.drop(columns="label"), reference.drop(columns="label"))
 
@@ -135,7 +137,7 @@ def test_intensity_of_float_and_signed_images_matches_numpy():
         rng.integers(-500, 500, (1, *labels.shape)).astype(np.int16),
         rng.integers(0, 2**20, (1, *labels.shape)).astype(np.uint32),
     ):
-        table = measure_field(image, labels, labels, ["x"], ["Cell"]).set_index("label")
+        table = measure_field(image, labels, labels, ["x"], CELL_ONLY).set_index("label")
         for label in table.index:
             pixels = image[0][labels == label].astype(np.float64)
             row = table.loc[label]
@@ -151,12 +153,12 @@ def test_intensity_of_float_and_signed_images_matches_numpy():
 def test_empty_and_single_cell_fields():
     image = np.ones((2, 16, 16), np.uint16)
     empty = np.zeros((16, 16), np.int32)
-    table = measure_field(image, empty, empty, ["DNA", "actin"], REGIONS, TEXTURE)
+    table = measure_field(image, empty, empty, ["DNA", "actin"], FEATURES)
     assert len(table) == 0
     assert table.shape[1] == 2 + 3 * (len(SHAPE_FEATURES) + 2 * (8 + 6))
     one = empty.copy()
     one[3:9, 4:12] = 5
-    table = measure_field(image, one, one, ["DNA", "actin"], REGIONS, TEXTURE)
+    table = measure_field(image, one, one, ["DNA", "actin"], FEATURES)
     assert list(table["label"]) == [5]
     assert table["Image_Count_Cells"].tolist() == [1]
     assert table.loc[0, "Cell_AreaShape_Area"] == 48
@@ -172,7 +174,7 @@ def test_cell_that_is_all_nucleus_has_nan_cytoplasm():
     image = np.ones((1, 20, 20), np.uint16) * 7
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        table = measure_field(image, cells, nuclei, ["DNA"], REGIONS, TEXTURE)
+        table = measure_field(image, cells, nuclei, ["DNA"], FEATURES)
     table = table.set_index("label")
     cytoplasm = [c for c in table.columns if c.startswith("Cytoplasm_")]
     assert len(cytoplasm) == len(SHAPE_FEATURES) + len(INTENSITY_FEATURES) + 6
@@ -204,7 +206,9 @@ def test_columns_are_named_and_counted(field, table):
         assert column in table.columns
     assert table.drop(columns=[c for c in table.columns if "Cytoplasm" in c]).notna().all().all()
     several = TextureConfig(distances_px=[1, 3], angles_deg=[0, 45, 90], levels=8)
-    wider = measure_field(image[:1], cells, cells, ["DNA"], ["Cell"], several)
+    wider = measure_field(
+        image[:1], cells, cells, ["DNA"], FeaturesConfig(regions=["Cell"], texture=several)
+    )
     names = [c for c in wider.columns if c.startswith("Cell_Texture_Contrast_")]
     assert names == [
         f"Cell_Texture_Contrast_DNA_{d}_{a}" for d in (1, 3) for a in ("00", "45", "90")
@@ -234,7 +238,7 @@ def test_plate_table_has_metadata_and_one_row_per_cell(segmented_plate, tmp_path
     config, plate = segmented_plate
     labels = ResultsPaths(config.results_root).label_store("P1")
     path = tmp_path / "P1.parquet"
-    counts = measure_plate(plate, labels, CHANNELS, REGIONS, path, TEXTURE)
+    counts = measure_plate(plate, labels, CHANNELS, FEATURES, path)
     table = pd.read_parquet(path)
     assert len(table) == counts["cells"]
     n_cells = sum(len(np.unique(read_labels(labels, f.name)[0])) - 1 for f in plate.fields)
