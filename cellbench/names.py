@@ -73,6 +73,27 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+def cell_ids(plate: str, field: str, labels) -> list[str]:
+    """The ids ``<plate>_<field>_<label>`` of a field's cells.
+
+    The one place a cell id is built: it joins a plate's feature table (``Metadata_cell_id``)
+    to its crop store (``/cells`` ``cell_id``).
+
+    Parameters
+    ----------
+    plate, field : str
+        Plate and field names.
+    labels : iterable of int
+        The cells' labels in the field's cell mask, written with at least four digits.
+
+    Examples
+    --------
+    >>> cell_ids("P1", "A-01-03", [7, 12345])
+    ['P1_A-01-03_0007', 'P1_A-01-03_12345']
+    """
+    return [f"{plate}_{field}_{int(label):04d}" for label in labels]
+
+
 def keep_valid(kind: str, names: list[str], where: str) -> list[str]:
     """The names that fit `NAME_PATTERN`, in order; the others are reported and left out.
 

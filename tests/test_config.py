@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from cellbench.config import load_config
+from cellbench.config import MODEL_TYPES, ModelConfig, load_config
+from cellbench.config.base import union_members
 from cellbench.errors import ConfigError
 from tests.helpers import REPO, experiment_dict, write_config
 
@@ -149,3 +150,37 @@ def test_an_embedding_input_names_a_resnet_or_vae(tmp_path):
     config = config_from_dict(raw)
     assert list_tasks(config, "train") == ["rf.seed0", "cnn.seed0"]  # the probe has no train
     assert list_tasks(config, "evaluate") == ["rf.seed0", "probe.seed0", "cnn.seed0"]
+
+
+def model_entry(model_type: str, **keys) -> dict:
+    """A model entry of `model_type`, with a crop kind where the type requires one."""
+    entry = {"name": "m", "type": model_type}
+    fields = union_members(ModelConfig)[model_type].model_fields
+    if "crop_kind" in fields and fields["crop_kind"].is_required():
+        entry["crop_kind"] = "whole_cell"
+    return {**entry, **keys}
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_a_bad_value_in_a_model_entry_is_named_without_the_type_tag(tmp_path, model_type):
+    raw = experiment_dict(tmp_path / "r", models=[model_entry(model_type, name="../m")])
+    message = config_error(tmp_path, raw)
+    assert "models.0.name: '../m' is not a valid model name" in message
+    assert f".{model_type}." not in message
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_a_typo_in_a_model_entry_is_named_with_a_suggestion(tmp_path, model_type):
+    raw = experiment_dict(tmp_path / "r", models=[model_entry(model_type, nmae="x")])
+    message = config_error(tmp_path, raw)
+    assert "models.0.nmae: unknown key 'nmae'; did you mean 'name'?" in message
+    assert f".{model_type}." not in message
+
+
+def test_a_section_named_like_a_tag_keeps_its_name(tmp_path):
+    # "crops" is a section and a data source; only the union's tag is left out of the path.
+    raw = experiment_dict(tmp_path / "r")
+    raw["crops"] = {"kinds": {"whole_cell": {"size_px": -1}}}
+    message = config_error(tmp_path, raw)
+    assert "crops.kinds.whole_cell.size_px:" in message

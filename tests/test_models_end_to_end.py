@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cellbench.config import config_from_dict, default_data_root
+from cellbench.config import MODEL_TYPES, config_from_dict, default_data_root
 from cellbench.execution.run import execute
 from cellbench.paths import ResultsPaths
 from tests.helpers import REPO
@@ -39,10 +39,8 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     raw = load_yaml_config("demo.yaml", tmp_path / "results", seeds=[0])
     raw["data"]["input"]["plates"] = 1
     config, paths = run_all(raw)
-    assert {m.type for m in config.models} == {
-        "random_forest", "svm", "logistic_regression", "mlp", "resnet", "vae", "cp2image"
-    }  # fmt: skip
-    for model in ("rf", "svm", "logreg_fusion", "mlp", "resnet", "logreg_on_resnet"):
+    assert {m.type for m in config.models} == set(MODEL_TYPES)
+    for model in ("rf", "svm", "gb", "logreg_fusion", "mlp", "resnet", "logreg_on_resnet"):
         result = metrics(paths, model)
         assert result["accuracy"] > result["majority_rate"], (model, result)
     for model in ("resnet", "vae"):

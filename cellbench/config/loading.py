@@ -7,11 +7,14 @@ import hashlib
 import json
 import os
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cellbench.config.base import union_members
 from cellbench.config.schema import (
     DATA_ENV_VAR,
     Config,
@@ -58,7 +61,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     try:
         config = Config.model_validate(expanded)
     except ValidationError as exc:
-        lines = [f"{source}: {_describe(error, expanded)}" for error in exc.errors()]
+        lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     config.results_root = config.results_root.resolve()
     if isinstance(config.data.input, FieldsSource | CropsSource):
@@ -87,15 +90,15 @@ def _expand_env(value: Any, key_path: tuple, source: str) -> Any:
     return _ENV_PATTERN.sub(substitute, value)
 
 
-def _describe(error: dict, raw: dict) -> str:
+def _describe(error: dict) -> str:
     """Turn one pydantic error into `key.path: problem`, with a suggestion for typos."""
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    # Drop the union tags pydantic inserts into the path (e.g. "synthetic", "random_forest").
-    key_path = ".".join(_strip_union_tags(error["loc"]))
+    keys, _ = _walk(error["loc"])
+    key_path = ".".join(keys)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
-        suggestion = _suggest(error["loc"], raw)
+        suggestion = _suggest(error["loc"])
         if suggestion:
             message += f"; did you mean {suggestion!r}?"
     elif error["type"] == "union_tag_invalid":
@@ -109,49 +112,65 @@ def _describe(error: dict, raw: dict) -> str:
     return f"{key_path}: {message}" if key_path else message
 
 
-def _strip_union_tags(loc: tuple) -> list[str]:
-    tags = {
-        "synthetic",
-        "fields",
-        "crops",
-        "classical",
-        "stardist",
-        "cellpose",
-        "none",
-        "random_forest",
-        "mlp",
-    }
-    parts = [str(p) for p in loc]
-    return [p for i, p in enumerate(parts) if not (p in tags and i + 1 < len(parts))]
+def _walk(loc: tuple) -> tuple[list[str], Any]:
+    """Follow an error location through the schema of `Config`.
 
-
-def _suggest(loc: tuple, raw: dict) -> str | None:
-    """Suggest the valid key closest to an unknown one, from the schema of its section."""
-    model: type[BaseModel] | None = Config
-    for part in loc[:-1]:
-        if model is None:
-            return None
-        field = model.model_fields.get(str(part))
-        if field is None:
+    Returns the key path as the user wrote it, without the tag pydantic inserts after a
+    tagged union (``models.0.svm.C`` -> ``models.0.C``; the tags of every union are read from
+    the schema, `union_members`), and the annotation found at its end (None where the
+    location leaves the schema, e.g. a dict key).
+    """
+    keys: list[str] = []
+    node: Any = Config
+    for part in loc:
+        members = union_members(node)
+        if isinstance(part, str) and part in members:
+            node = members[part]  # the tag pydantic inserted: not a key of the YAML
             continue
-        model = _model_of(field.annotation, raw_tag=str(part))
+        keys.append(str(part))
+        node = _child(node, part)
+    return keys, node
+
+
+def _child(annotation: Any, part: str | int) -> Any:
+    """The annotation of key or index `part` inside `annotation`; None where there is none."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(part))
+        return None if field is None else field.annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):  # X | None: the location is X's
+        present = [arg for arg in args if arg is not type(None)]
+        return _child(present[0], part) if len(present) == 1 else None
+    if origin in (list, tuple, set, frozenset) and isinstance(part, int) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _suggest(loc: tuple) -> str | None:
+    """Suggest the valid key closest to an unknown one, from the schema of its section."""
+    _, node = _walk(loc[:-1])
+    model = _model_of(node)
     if model is None:
         return None
     matches = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     return matches[0] if matches else None
 
 
-def _model_of(annotation: Any, raw_tag: str) -> type[BaseModel] | None:
+def _model_of(annotation: Any) -> type[BaseModel] | None:
     """Find the pydantic model inside an annotation (unwrapping Annotated, list, union)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg, raw_tag)
+        found = _model_of(arg)
         if found is not None:
             return found
     metadata_origin = getattr(annotation, "__origin__", None)
     if metadata_origin is not None:
-        return _model_of(metadata_origin, raw_tag)
+        return _model_of(metadata_origin)
     return None
 
 

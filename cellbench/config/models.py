@@ -3,19 +3,25 @@
 Every model names its input: ``features`` (the handcrafted feature table), ``crops`` (one
 crop kind of the crop store, resized to ``size_px``) or ``fusion`` (features and flattened
 crops, each block standardised on the training cells, then concatenated).
+
+Each model class also declares, as class-level facts, what its type can do: its ``family``
+(``classical``: a scikit-learn pipeline; ``torch``: a PyTorch model), ``gives_probabilities``,
+``gives_embeddings``, ``gives_crops`` (reconstructed or generated crops) and ``gives_gradcam``.
+Every list of types (`CLASSICAL_TYPES`, `PROBABILISTIC_TYPES`, ...) is derived from them, so
+the config knows each type's abilities without importing `cellbench.models`, whose registry
+(`cellbench.models.registry`) holds the implementations.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, Tag, field_validator, model_validator
 
-from cellbench.config.base import StrictModel, _tag, name_type
+from cellbench.config.base import StrictModel, _tag, name_type, union_members
+from cellbench.config.feature_groups import FeatureGroup, Region
 
 ModelName = name_type("model")  # models/<name>/, _status/<stage>/<name>.seed<k>.json
-FeatureGroup = Literal["AreaShape", "Intensity", "Texture"]
-Region = Literal["Nucleus", "Cytoplasm", "Cell"]
 
 
 class SplitConfig(StrictModel):
@@ -47,9 +53,36 @@ class SplitConfig(StrictModel):
 
 
 class _Split(StrictModel):
-    """A model may split its cells its own way (e.g. by plate and by compound, side by side)."""
+    """What every model entry has: its own split (optional), and what it reads.
+
+    A model may split its cells its own way (e.g. by plate and by compound, side by side).
+    `reads_features`, `reads_crops` and `reads_embeddings` answer "what does this model read?"
+    from its ``input``, for every stage. The class-level facts below say what a type gives;
+    a model class sets those that hold for it (tests/models/test_registry.py checks them).
+    """
+
+    family: ClassVar[Literal["classical", "torch"]]
+    gives_probabilities: ClassVar[bool] = False  # class probabilities of every cell (KL pairs)
+    gives_embeddings: ClassVar[bool] = False  # an embedding per cell (another model may read)
+    gives_crops: ClassVar[bool] = False  # reconstructed or generated crops (MSE, SSIM)
+    gives_gradcam: ClassVar[bool] = False  # Grad-CAM maps of test cells
 
     split: SplitConfig | None = Field(None, description="null: the experiment's split")
+
+    @property
+    def reads_features(self) -> bool:
+        """Whether the model reads the handcrafted feature tables (features, fusion)."""
+        return self.input in ("features", "fusion")
+
+    @property
+    def reads_crops(self) -> bool:
+        """Whether the model reads crops from the crop stores (crops, fusion)."""
+        return self.input in ("crops", "fusion")
+
+    @property
+    def reads_embeddings(self) -> bool:
+        """Whether the model reads another model's embeddings (`embedding_model`)."""
+        return self.input == "embeddings"
 
 
 class _Inputs(_Split):
@@ -63,14 +96,22 @@ class _Inputs(_Split):
 
     @model_validator(mode="after")
     def _crop_kind_when_crops(self):
-        if self.input in ("crops", "fusion") and self.crop_kind is None:
+        if self.reads_crops and self.crop_kind is None:
             raise ValueError(f"crop_kind: required with input: {self.input}")
-        if self.input == "embeddings" and getattr(self, "embedding_model", None) is None:
+        if self.reads_embeddings and getattr(self, "embedding_model", None) is None:
             raise ValueError("embedding_model: required with input: embeddings")
         return self
 
 
 class _ClassicalModel(_Inputs):
+    """A scikit-learn pipeline: imputation, scaling, optional PCA and the type's classifier.
+
+    The fields a type adds to these are its classifier's settings (`classifier_options`), the
+    keyword arguments of its builder in `cellbench.models.classical`.
+    """
+
+    family = "classical"
+
     name: ModelName
     input: Literal["features", "crops", "fusion", "embeddings"] = "features"
     embedding_model: str | None = Field(
@@ -83,9 +124,17 @@ class _ClassicalModel(_Inputs):
     )
     class_weight: Literal["balanced"] | None = "balanced"
 
+    @property
+    def classifier_options(self) -> dict:
+        """The settings this type adds to every classical entry's, by name (e.g. ``C``)."""
+        shared = {*_ClassicalModel.model_fields, "type"}
+        return {k: getattr(self, k) for k in type(self).model_fields if k not in shared}
+
 
 class RandomForestModel(_ClassicalModel):
     """scikit-learn random forest (after median imputation and scaling)."""
+
+    gives_probabilities = True
 
     type: Literal["random_forest"] = "random_forest"
     n_estimators: int = Field(200, ge=1)
@@ -96,6 +145,8 @@ class RandomForestModel(_ClassicalModel):
 class SVMModel(_ClassicalModel):
     """Linear support vector machine (scikit-learn LinearSVC)."""
 
+    gives_probabilities = False  # margins (decision_function) only
+
     type: Literal["svm"] = "svm"
     C: float = Field(1.0, gt=0)
 
@@ -103,20 +154,50 @@ class SVMModel(_ClassicalModel):
 class LogisticRegressionModel(_ClassicalModel):
     """Multinomial logistic regression."""
 
+    gives_probabilities = True
+
     type: Literal["logistic_regression"] = "logistic_regression"
     C: float = Field(1.0, gt=0)
 
 
-class _TorchTraining(_Split):
-    """Optimisation settings of every PyTorch model (one training loop for all)."""
+class GradientBoostingModel(_ClassicalModel):
+    """Histogram gradient boosting (scikit-learn HistGradientBoostingClassifier)."""
+
+    gives_probabilities = True
+
+    type: Literal["gradient_boosting"] = "gradient_boosting"
+    max_iter: int = Field(100, ge=1, description="boosting iterations (trees per class)")
+    learning_rate: float = Field(0.1, gt=0)
+    max_leaf_nodes: int | None = Field(31, ge=2, description="null: no limit")
+    max_depth: int | None = Field(None, ge=1)
+    min_samples_leaf: int = Field(20, ge=1)
+    l2_regularization: float = Field(0.0, ge=0)
+
+
+class TrainingConfig(StrictModel):
+    """Optimisation settings of every PyTorch model: the one place their defaults live.
+
+    Every PyTorch model entry is a `TrainingConfig` (its keys sit in the model's entry), and
+    the training loop (`cellbench.models.training.fit`) reads it whole.
+    """
 
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: Literal["adam", "adamw"] = "adamw"
-    scheduler: Literal["plateau", "cosine", "none"] = "plateau"
+    scheduler: Literal["plateau", "cosine", "none"] = Field(
+        "plateau",
+        description="plateau: halve the learning rate after 3 epochs without improvement; "
+        "cosine: anneal it to 0 over the epochs; none: keep it",
+    )
     patience: int | None = Field(10, ge=1, description="early stopping; null: never")
+
+
+class _TorchTraining(_Split, TrainingConfig):
+    """A PyTorch model entry: its split and input, and the shared optimisation settings."""
+
+    family = "torch"
 
 
 class MLPModel(_TorchTraining):
@@ -133,6 +214,10 @@ class MLPModel(_TorchTraining):
 
 class ResNetModel(_TorchTraining):
     """ResNet-18 or -50 on crops, with an N-channel first convolution; Grad-CAM in evaluate."""
+
+    gives_probabilities = True
+    gives_embeddings = True  # the pooled last stage
+    gives_gradcam = True
 
     name: ModelName
     type: Literal["resnet"] = "resnet"
@@ -151,6 +236,9 @@ class ResNetModel(_TorchTraining):
 class VAEModel(_TorchTraining):
     """Convolutional variational autoencoder; its latent mean is the cell's embedding."""
 
+    gives_embeddings = True  # the latent mean
+    gives_crops = True  # reconstructions
+
     name: ModelName
     type: Literal["vae"] = "vae"
     input: Literal["crops"] = "crops"
@@ -166,6 +254,8 @@ class VAEModel(_TorchTraining):
 class CP2ImageModel(_TorchTraining):
     """A generator from a cell's feature vector to its crop (pixel loss, optional GAN term)."""
 
+    gives_crops = True  # crops generated from features
+
     name: ModelName
     type: Literal["cp2image"] = "cp2image"
     input: Literal["fusion"] = "fusion"  # features in, crops as targets
@@ -180,10 +270,23 @@ ModelConfig = Annotated[
     Annotated[RandomForestModel, Tag("random_forest")]
     | Annotated[SVMModel, Tag("svm")]
     | Annotated[LogisticRegressionModel, Tag("logistic_regression")]
+    | Annotated[GradientBoostingModel, Tag("gradient_boosting")]
     | Annotated[MLPModel, Tag("mlp")]
     | Annotated[ResNetModel, Tag("resnet")]
     | Annotated[VAEModel, Tag("vae")]
     | Annotated[CP2ImageModel, Tag("cp2image")],
     _tag("type"),
 ]
-CLASSICAL_TYPES = ("random_forest", "svm", "logistic_regression")
+MODEL_TYPES = tuple(union_members(ModelConfig))  # every `type:` a model entry may have
+
+
+def _types_that(fact) -> tuple[str, ...]:
+    """The model types whose config class satisfies `fact`, in the union's order."""
+    return tuple(kind for kind, entry in union_members(ModelConfig).items() if fact(entry))
+
+
+# The scikit-learn models (fitted in one call, saved with skops), the others being PyTorch's.
+CLASSICAL_TYPES = _types_that(lambda entry: entry.family == "classical")
+TORCH_TYPES = _types_that(lambda entry: entry.family == "torch")
+PROBABILISTIC_TYPES = _types_that(lambda entry: entry.gives_probabilities)
+EMBEDDING_TYPES = _types_that(lambda entry: entry.gives_embeddings)  # `embedding_model` sources

@@ -144,7 +144,7 @@ def open_plate(config: Config, plate: str) -> Plate:
         ensure_synthetic_plate(source, plate, ResultsPaths(config.results_root).input_plate(plate))
     folder_source = fields_source(config)
     folder = _plate_folder(folder_source, plate)
-    images = _image_folder(folder_source, folder)
+    images = _image_folder(folder)
     if not images.is_dir():
         raise NothingToDo(
             f"plate {plate!r}: folder {folder} does not exist: {_where_plates_are(folder_source)}"
@@ -291,13 +291,14 @@ def _plate_folder(source: FieldsSource, plate: str) -> Path:
     return source.root / plate if source.plate_from == "folder" else source.root
 
 
-def _image_folder(source: FieldsSource, folder: Path) -> Path:
+def _image_folder(folder: Path) -> Path:
+    """Where a plate folder's images are: its ``fields/`` sub-folder when it has one."""
     return folder / "fields" if (folder / "fields").is_dir() else folder
 
 
 def _images(source: FieldsSource, folder: Path) -> list[str]:
     """Image file names in a plate folder (one scan)."""
-    folder = _image_folder(source, folder)
+    folder = _image_folder(folder)
     suffixes = tuple(s.lower() for s in source.suffixes)
     return sorted(entry.name for entry in os.scandir(folder) if _is_image(entry, suffixes))
 
@@ -305,7 +306,7 @@ def _images(source: FieldsSource, folder: Path) -> list[str]:
 def _has_images(source: FieldsSource, folder: Path) -> bool:
     """Whether a plate folder holds an image file (the scan stops at the first)."""
     suffixes = tuple(s.lower() for s in source.suffixes)
-    with os.scandir(_image_folder(source, folder)) as entries:
+    with os.scandir(_image_folder(folder)) as entries:
         return any(_is_image(entry, suffixes) for entry in entries)
 
 

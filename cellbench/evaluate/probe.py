@@ -1,11 +1,11 @@
 """Classical models on another model's embeddings, fitted once that model has trained.
 
-A model with ``input: embeddings`` reads the embeddings of a ResNet or VAE of the same
-experiment (same seed). Those exist only after the ResNet or VAE has trained, so such a model
-has no train task: its evaluate task (which runs after the whole train stage) embeds the
-cells, fits the classifier on the training cells of the embedding model's own split (so the
-classifier never trains on a cell the embedding model was tested on), and saves it like any
-trained model; the usual evaluation follows.
+A model with ``input: embeddings`` reads the embeddings of a model of the same experiment
+(same seed) whose type gives them (``gives_embeddings``: ResNet, VAE). Those exist only after
+that model has trained, so such a model has no train task: its evaluate task (which runs after
+the whole train stage) embeds the cells, fits the classifier on the training cells of the
+embedding model's own split (so the classifier never trains on a cell the embedding model was
+tested on), and saves it like any trained model; the usual evaluation follows.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellbench.evaluate.splits import TRAIN
 from cellbench.io.atomic import atomic_path, write_json
+from cellbench.models.classical import build_classical
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
 from cellbench.models.persist import save_sklearn
-from cellbench.models.train import SPLIT_COLUMN, build_classical
+from cellbench.models.registry import implementation
+from cellbench.models.train import SPLIT_COLUMN
 from cellbench.paths import ResultsPaths
+from cellbench.splits import TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,8 @@ def embedding_data(
     source, label_column: str, seed: int, paths: ResultsPaths, crop_stores: list[Path]
 ) -> ModelData:
     """The labelled cells of `source` (a ResNet or VAE config) with its embeddings as features."""
-    from cellbench.models.images import embed_images, load_image_model
-
     data = load_model_data(source, label_column, [], crop_stores)
-    model, _ = load_image_model(paths.torch_model_file(source.name, seed))
-    embeddings = embed_images(model, data.crops)
+    embeddings = implementation(source.type).embed(source, data, seed=seed, paths=paths)
     data.features = embeddings
     data.feature_names = [f"{source.name}_embedding_{i:03d}" for i in range(embeddings.shape[1])]
     data.crops = None

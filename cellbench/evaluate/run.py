@@ -1,9 +1,11 @@
 """Evaluate one trained model for one seed on the cells its training never saw.
 
-Classifiers (random forest, SVM, logistic regression, MLP, ResNet) are scored on the test
-cells; representation models are scored through their embeddings: a logistic-regression
-probe fitted on the training cells' embeddings (VAE), silhouette and mAP of the test cells'
-embeddings (ResNet, VAE). Generators (VAE, CP2Image) also get reconstruction MSE and SSIM.
+Classifiers (random forest, SVM, logistic regression, gradient boosting, MLP, ResNet) are
+scored on the test cells; representation models are scored through their embeddings: a
+logistic-regression probe fitted on the training cells' embeddings (VAE), silhouette and mAP
+of the test cells' embeddings (ResNet, VAE). Generators (VAE, CP2Image) also get
+reconstruction MSE and SSIM. What a model gives comes from its type's module in the registry
+(`cellbench.models.registry`) and what its config class declares (``gives_crops``, ...).
 Every cell's prediction is kept with its split, so later analyses can see what training saw.
 """
 
@@ -16,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellbench.config import CLASSICAL_TYPES, ModelConfig
+from cellbench.config import ModelConfig
 from cellbench.evaluate.metrics import classification_metrics
-from cellbench.evaluate.splits import TEST, TRAIN
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
-from cellbench.models.persist import load_sklearn
-from cellbench.models.train import SPLIT_COLUMN, classical_inputs
+from cellbench.models.registry import implementation
+from cellbench.models.train import SPLIT_COLUMN
 from cellbench.paths import ResultsPaths
+from cellbench.splits import TEST
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def evaluate_model(
     dict
         The headline numbers, for the task's status.
     """
-    if params.input == "embeddings":
+    if params.reads_embeddings:
         from cellbench.evaluate.probe import embedding_data, fit_on_embeddings
 
         data = embedding_data(source, label_column, seed, paths, crop_stores)
@@ -62,13 +64,16 @@ def evaluate_model(
     info = json.loads(paths.model_info(params.name, seed).read_text())
     split_table = pd.read_parquet(paths.split_file(params.name, seed))
     split = data.cells[CELL_ID].map(split_table.set_index("cell_id")[SPLIT_COLUMN]).to_numpy()
-    test, train = split == TEST, split == TRAIN
+    test = split == TEST
     result: dict = {"model": params.name, "type": params.type, "input": _input_name(params)}
     result["seed"] = seed
     predictions = data.cells.copy()
     predictions[SPLIT_COLUMN] = split
 
-    predicted, probabilities, embeddings = _predict(params, info, data, paths, seed, train)
+    model = implementation(params.type)
+    predicted, probabilities, embeddings = model.predict(
+        params, data, split, seed=seed, paths=paths
+    )
     if predicted is not None:
         predictions["predicted"] = predicted
         result.update(
@@ -83,10 +88,11 @@ def evaluate_model(
         _write_embeddings(predictions, embeddings, paths.embeddings(params.name, seed))
         result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
         result.update(_nsc(data.cells[test], embeddings[test]))
-    if params.type in ("vae", "cp2image"):
-        result.update(_reconstruction(params, data, paths, seed, test, channels))
-    if params.type == "resnet" and params.gradcam_cells > 0:
-        result["gradcam"] = _gradcam(params, data, paths, seed, test, info["classes"])
+    if params.gives_crops:
+        made = model.reconstruct(params, data, test, seed=seed, paths=paths)
+        result.update(_reconstruction(data, made, test, channels, params.reads_features))
+    if params.gives_gradcam:
+        result.update(model.explain(params, data, test, info["classes"], seed=seed, paths=paths))
 
     with atomic_path(paths.predictions(params.name, seed)) as tmp:
         predictions.to_parquet(tmp, index=False)
@@ -97,42 +103,10 @@ def evaluate_model(
 
 def _input_name(params) -> str:
     """What the model read, for tables: ``features``, ``crops:<kind>`` or ``fusion:<kind>``."""
-    if params.input == "embeddings":
+    if params.reads_embeddings:
         return f"embeddings:{params.embedding_model}"
     kind = getattr(params, "crop_kind", None)
     return params.input if kind is None else f"{params.input}:{kind}"
-
-
-def _predict(params, info: dict, data: ModelData, paths: ResultsPaths, seed: int, train):
-    """(predicted class names, class probabilities, embeddings); None where not defined."""
-    name = params.name
-    if params.type in CLASSICAL_TYPES:
-        model = load_sklearn(paths.model_file(name, seed))  # skops: builds trusted types only
-        inputs = classical_inputs(params, data)
-        probabilities = model.predict_proba(inputs) if hasattr(model, "predict_proba") else None
-        return model.predict(inputs), probabilities, None
-    if params.type == "mlp":
-        from cellbench.models.mlp import predict_mlp
-
-        return predict_mlp(paths.torch_model_file(name, seed), data.features), None, None
-    if params.type == "cp2image":
-        return None, None, None
-    from cellbench.models.images import embed_images, load_image_model, predict_images
-
-    model, _ = load_image_model(paths.torch_model_file(name, seed))
-    embeddings = embed_images(model, data.crops)
-    if params.type == "resnet":
-        probabilities = predict_images(model, data.crops)
-        predicted = np.asarray(info["classes"])[probabilities.argmax(axis=1)]
-        return predicted, probabilities, embeddings
-    # VAE: a linear probe on the latent means of the training cells
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    probe.fit(embeddings[train], data.labels[train])
-    return probe.predict(embeddings), None, embeddings
 
 
 def _write_embeddings(predictions: pd.DataFrame, embeddings: np.ndarray, path: Path) -> None:
@@ -195,29 +169,22 @@ def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
     return {"nsc": result.accuracy, "nsc_treatments": result.n_treatments}
 
 
-def _reconstruction(params, data: ModelData, paths, seed: int, test, channels) -> dict:
-    """MSE and SSIM of reconstructed (VAE) or generated (CP2Image) test crops."""
+def _reconstruction(
+    data: ModelData, made: np.ndarray, test, channels: list[str], from_features: bool
+) -> dict:
+    """MSE and SSIM of the test crops a model made (reconstructed or generated).
+
+    Crops generated from features (`from_features`, CP2Image) are also measured and compared
+    with the features that made them.
+    """
     from cellbench.evaluate.reconstruction import reconstruction_mse, reconstruction_ssim
 
-    model_path = paths.torch_model_file(params.name, seed)
     crops = data.crops[test]
-    if params.type == "vae":
-        import torch
-
-        from cellbench.models.images import load_image_model
-        from cellbench.models.training import predict_batches
-
-        model, _ = load_image_model(model_path)
-        made = predict_batches(model, torch.from_numpy(crops), 256, fn=model.reconstruct).numpy()
-    else:
-        from cellbench.models.generator import generate
-
-        made = generate(model_path, data.features[test])
     result = {
         "reconstruction_mse": float(reconstruction_mse(crops, made).mean()),
         "ssim": float(reconstruction_ssim(crops, made.clip(0, 1), data_range=1.0).mean()),
     }
-    if params.type == "cp2image":
+    if from_features:
         result.update(_generated_feature_correlation(data, made, test, channels))
     return result
 
@@ -231,36 +198,17 @@ def _generated_feature_correlation(
     input features come from the fields; Pearson's r per feature is scale-free, so the two
     measurement contexts compare.
     """
+    from cellbench.config import FeaturesConfig
     from cellbench.evaluate.reconstruction import feature_correlation_summary
     from cellbench.features.crops import measure_crops
+    from cellbench.features.select import select_columns
 
+    features = FeaturesConfig(regions=["Cell"], texture=None)
     measured = measure_crops(
-        made, channels, ["Cell"], None, nucleus_channel=channels[0], cell_channels=channels[1:]
+        made, channels, features, nucleus_channel=channels[0], cell_channels=channels[1:]
     )
-    names = [
-        c for c in measured.columns if c.startswith("Cell_Intensity_") and c in data.feature_names
-    ]
+    intensities = select_columns(measured.columns, groups=["Intensity"], regions=["Cell"])
+    names = [c for c in intensities if c in data.feature_names]
     target = pd.DataFrame(data.features[test], columns=data.feature_names)[names]
     summary = feature_correlation_summary(measured[names].reset_index(drop=True), target)
     return {f"generated_features_{k}": v for k, v in summary.items() if not isinstance(v, dict)}
-
-
-def _gradcam(params, data: ModelData, paths, seed: int, test, classes: list[str]) -> dict:
-    """Grad-CAM of the true class on a few test cells: maps, a figure panel and statistics."""
-    from cellbench.models.gradcam import gradcam, gradcam_stats, plot_gradcam_panel, save_gradcam
-    from cellbench.models.images import load_image_model
-
-    model, _ = load_image_model(paths.torch_model_file(params.name, seed))
-    rows = np.flatnonzero(test)[: params.gradcam_cells]
-    if len(rows) == 0:
-        return {}
-    images = data.crops[rows]
-    layer = model.layer4 if params.size_px >= 64 else model.layer3  # keep a map of >= 2 x 2
-    targets = np.array([classes.index(c) for c in data.labels[rows]])
-    maps = gradcam(model, layer, images, targets)
-    stats = gradcam_stats(maps)
-    folder = paths.model_dir(params.name, seed)
-    cell_ids = data.cells[CELL_ID].to_numpy()[rows].astype(str)
-    save_gradcam(maps, folder / "gradcam.npz", cell_id=cell_ids, target=targets)
-    plot_gradcam_panel(images, maps, folder / "gradcam.png", titles=list(data.labels[rows]))
-    return {k: float(np.nanmean(v)) for k, v in stats.items()}

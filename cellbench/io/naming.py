@@ -7,11 +7,9 @@ two-digit position (site) of a field, e.g. ``B-03-12``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from cellbench.errors import CellbenchError
 
-_XYYZZ = re.compile(r"^(?P<row>[A-Pa-p])-(?P<column>\d{2})-(?P<site>\d{2})$")
 # BBBC021 single-cell crops: {DAPI image stem}_{cell}, the stem holding an optional
 # {week}_{date}_ prefix, the well and the site, e.g.
 # B02_s1_w1B1A7ADEA-8896-4C7D-8C63-663265374B72_180 or Week10_200907_B11_s2_w15C6481AB-..._11
@@ -20,8 +18,7 @@ BBBC021_CROP = (
 )
 SCHEMES = {"bbbc021": BBBC021_CROP}
 
-# Whole-field image names. `X-YY-ZZ` with the same rules as `parse_xyyzz` (column 01-24,
-# site 01 or more).
+# Whole-field image names. `X-YY-ZZ`: row letter A-P, column 01-24, site 01 or more.
 XYYZZ_FIELD = r"^(?P<row>[A-Pa-p])-(?P<column>0[1-9]|1\d|2[0-4])-(?P<site>(?!00)\d{2})$"
 # Opera/Phenix (Harmony export): r{row:02}c{column:02}f{field:02}[p{plane:02}][-ch{channel}]...,
 # e.g. r03c04f01p01-ch2sk1fk1fl1 (row 3 = C). The plane is matched but not kept.
@@ -40,76 +37,6 @@ SCHEMES.update({"xyyzz": XYYZZ_FIELD, "phenix": PHENIX_FIELD, "bbbc021_image": B
 PLATE_ROWS = "ABCDEFGHIJKLMNOP"
 PLATE_COLUMNS = 24
 _WELL = re.compile(r"^\s*(?P<row>[A-Za-z])0*(?P<column>\d{1,2})\s*$")
-
-
-@dataclass(frozen=True, order=True)
-class FieldName:
-    """Where a field was imaged: row letter, column and site (all 1-based)."""
-
-    row: str
-    column: int
-    site: int
-
-    @property
-    def well(self) -> str:
-        """Well name with a two-digit column, e.g. ``A01``."""
-        return f"{self.row}{self.column:02d}"
-
-    @property
-    def xyyzz(self) -> str:
-        """The field's `X-YY-ZZ` name, e.g. ``A-01-03``."""
-        return f"{self.row}-{self.column:02d}-{self.site:02d}"
-
-
-def parse_xyyzz(name: str) -> FieldName:
-    """Parse an `X-YY-ZZ` field name (without its file suffix).
-
-    Parameters
-    ----------
-    name : str
-        For example ``"B-03-12"``; the row letter is A-P, column 01-24, site 01 or more.
-
-    Returns
-    -------
-    FieldName
-
-    Raises
-    ------
-    CellbenchError
-        If the name does not follow the scheme; the message shows the expected form.
-
-    Examples
-    --------
-    >>> parse_xyyzz("B-03-12").well
-    'B03'
-    """
-    match = _XYYZZ.match(name)
-    if match is None:
-        raise CellbenchError(
-            f"field name {name!r} does not follow the X-YY-ZZ scheme "
-            "(row letter A-P, two-digit column, two-digit site, e.g. 'B-03-12')"
-        )
-    column, site = int(match["column"]), int(match["site"])
-    if not 1 <= column <= 24 or site < 1:
-        raise CellbenchError(
-            f"field name {name!r}: column must be 01-24 and site 01 or more (X-YY-ZZ scheme)"
-        )
-    return FieldName(row=match["row"].upper(), column=column, site=site)
-
-
-def parse_many_xyyzz(names: list[str]) -> list[FieldName]:
-    """Parse many names, listing every bad one in a single error."""
-    parsed, bad = [], []
-    for name in names:
-        try:
-            parsed.append(parse_xyyzz(name))
-        except CellbenchError:
-            bad.append(name)
-    if bad:
-        raise CellbenchError(
-            f"{len(bad)} field name(s) do not follow the X-YY-ZZ scheme (e.g. 'B-03-12'): {bad}"
-        )
-    return parsed
 
 
 def parse_with_scheme(names: list[str], scheme: str) -> tuple[list[dict[str, str]], list[str]]:

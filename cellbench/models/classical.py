@@ -1,7 +1,9 @@
 """Classical models: scikit-learn pipelines that impute, scale, optionally reduce, and classify.
 
-Three classifiers share one preprocessing chain, so a comparison between them compares only the
-classifier:
+Every classical model type (``family = "classical"`` in `cellbench.config.models`) is this
+module in the model registry (`cellbench.models.registry`): `train` and `predict` serve them all,
+and `CLASSIFIERS` maps each type to a builder of its estimator. The classifiers share one
+preprocessing chain, so a comparison between them compares only the classifier:
 
     MedianImputer -> StandardScaler -> [PCA] -> classifier
 
@@ -17,10 +19,18 @@ the model.
   use ``logistic_regression`` where calibrated probabilities are needed. It minimises the squared
   hinge loss with a penalised intercept, so its margins differ slightly from libsvm's.
 - ``logistic_regression``: `LogisticRegression` (lbfgs, multinomial).
+- ``gradient_boosting``: `HistGradientBoostingClassifier` (binned features, ``max_iter``
+  boosting iterations of one tree per class; scikit-learn's early stopping, on above 10,000
+  cells only). Its trees are checked when a model file is read
+  (`cellbench.models.persist`).
+
+A new classical type is a builder here (its config fields beyond those every classical entry has
+are the builder's keyword arguments) and a line in `CLASSIFIERS`.
 
 Feature fusion (several feature blocks, e.g. handcrafted features next to a network embedding)
 goes through `BlockStandardiser`, which learns its medians, means and SDs on the training cells
-only and can weight each block so that a wide block does not dominate a narrow one.
+only (`cellbench.models.standardise`) and can weight each block so that a wide block does not
+dominate a narrow one.
 
 Examples
 --------
@@ -33,12 +43,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from skimage.transform import resize
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -46,27 +58,152 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from cellbench.config import RandomForestModel
+from cellbench.models.persist import load_sklearn, save_sklearn
+from cellbench.models.registry import Prediction
+from cellbench.models.standardise import Standardisation, fit_standardisation, infinite_as_nan
+from cellbench.splits import TRAIN
 
-CLASSIFIER_KINDS = ("random_forest", "svm", "logistic_regression")
+if TYPE_CHECKING:
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
 
 
-def build_random_forest(params: RandomForestModel, seed: int, n_jobs: int = 1) -> Pipeline:
-    """A random forest behind median imputation (NaN features), standard scaling and optional PCA.
+# --- one builder per classical type: the estimator and its settings ---------------------------
+# `seed` is the estimator's random_state; `class_weight` ("balanced" or None) weights classes
+# inversely to their frequency. Every other keyword is a field of the type's config entry, with
+# the same name and default.
 
-    ``params`` is the config's random-forest entry; its ``pca_components`` (when it has one)
-    adds the PCA step.
-    """
-    return build_classifier(
-        "random_forest",
-        seed,
-        pca_components=getattr(params, "pca_components", None),
-        n_estimators=params.n_estimators,
-        max_depth=params.max_depth,
-        min_samples_leaf=params.min_samples_leaf,
-        class_weight=params.class_weight,
+
+def _random_forest(
+    seed: int,
+    *,
+    class_weight: str | None,
+    n_estimators: int = 200,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    n_jobs: int = 1,
+) -> RandomForestClassifier:
+    """`RandomForestClassifier`; `n_jobs` parallel workers."""
+    return RandomForestClassifier(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        class_weight=class_weight,
+        random_state=seed,
         n_jobs=n_jobs,
     )
+
+
+def _svm(
+    seed: int, *, class_weight: str | None, C: float = 1.0, max_iter: int = 10_000
+) -> LinearSVC:
+    """`LinearSVC` (liblinear); `max_iter` is the solver's limit (ConvergenceWarning beyond)."""
+    return LinearSVC(
+        C=C, class_weight=class_weight, dual="auto", max_iter=max_iter, random_state=seed
+    )
+
+
+def _logistic_regression(
+    seed: int, *, class_weight: str | None, C: float = 1.0, max_iter: int = 10_000
+) -> LogisticRegression:
+    """`LogisticRegression` (lbfgs); `max_iter` is the solver's limit (as for `_svm`)."""
+    # No n_jobs: it has had no effect since scikit-learn 1.8 and warns when given.
+    return LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed)
+
+
+def _gradient_boosting(
+    seed: int,
+    *,
+    class_weight: str | None,
+    max_iter: int = 100,
+    learning_rate: float = 0.1,
+    max_leaf_nodes: int | None = 31,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 20,
+    l2_regularization: float = 0.0,
+) -> HistGradientBoostingClassifier:
+    """`HistGradientBoostingClassifier`; `max_iter` boosting iterations (one tree per class)."""
+    return HistGradientBoostingClassifier(
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_leaf_nodes=max_leaf_nodes,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        class_weight=class_weight,
+        random_state=seed,
+    )
+
+
+CLASSIFIERS: dict[str, Callable[..., ClassifierMixin]] = {
+    "random_forest": _random_forest,
+    "svm": _svm,
+    "logistic_regression": _logistic_regression,
+    "gradient_boosting": _gradient_boosting,
+}
+CLASSIFIER_KINDS = tuple(CLASSIFIERS)
+
+
+# --- the registry's functions ------------------------------------------------------------------
+
+
+def train(
+    params,
+    data: ModelData,
+    sides: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    seed: int,
+    settings_hash: str,
+    paths: ResultsPaths,
+) -> dict:
+    """Fit the pipeline on the ``train`` cells and save it (skops); no details to report.
+
+    `classes` and `settings_hash` are not read: a scikit-learn fit finds the classes itself and
+    has no checkpoint.
+    """
+    train_cells = sides[TRAIN]
+    model = build_classical(params, data, seed)
+    model.fit(classical_inputs(params, data)[train_cells], data.labels[train_cells])
+    save_sklearn(model, paths.model_file(params.name, seed))
+    return {}
+
+
+def predict(
+    params, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> Prediction:
+    """Classes of every cell, and their probabilities where the type gives them."""
+    model = load_sklearn(paths.model_file(params.name, seed))  # skops: trusted types only
+    inputs = classical_inputs(params, data)
+    probabilities = model.predict_proba(inputs) if params.gives_probabilities else None
+    return Prediction(predicted=model.predict(inputs), probabilities=probabilities)
+
+
+def classical_inputs(params, data: ModelData) -> np.ndarray:
+    """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both."""
+    if not params.reads_crops:  # features, or another model's embeddings
+        return data.features
+    crops = flatten_crops(data.crops, params.size_px)
+    return np.hstack([data.features, crops]) if params.reads_features else crops
+
+
+def build_classical(params, data: ModelData | None, seed: int) -> Pipeline:
+    """The unfitted pipeline of a classical model config: its type's builder, its settings.
+
+    `data` is read only by a fusion model (features and crops), for the widths of its blocks.
+    """
+    options = {
+        "pca_components": params.pca_components,
+        "class_weight": params.class_weight,
+        **params.classifier_options,
+    }
+    if params.reads_features and params.reads_crops:  # fusion
+        blocks = [data.features.shape[1], data.crops.shape[1] * params.size_px**2]
+        return build_fusion_classifier(params.type, blocks, seed, **options)
+    return build_classifier(params.type, seed, **options)
+
+
+# --- pipelines ---------------------------------------------------------------------------------
 
 
 def build_classifier(
@@ -74,37 +211,30 @@ def build_classifier(
     seed: int,
     *,
     pca_components: int | float | None = None,
-    C: float = 1.0,
     class_weight: str | None = "balanced",
-    n_estimators: int = 200,
-    max_depth: int | None = None,
-    min_samples_leaf: int = 1,
-    max_iter: int = 10_000,
-    n_jobs: int = 1,
+    **options,
 ) -> Pipeline:
     """Median imputation, standard scaling, optional PCA and a classifier, as one pipeline.
 
     Parameters
     ----------
-    kind : {"random_forest", "svm", "logistic_regression"}
-        The classifier; ``"svm"`` is a linear `LinearSVC` (see the module docstring).
+    kind : str
+        A key of `CLASSIFIERS`: ``"random_forest"``, ``"svm"`` (a linear `LinearSVC`, see the
+        module docstring), ``"logistic_regression"`` or ``"gradient_boosting"``.
     seed : int
         ``random_state`` of the PCA and the classifier.
     pca_components : int or float, optional
         PCA after scaling: an int (or a whole float such as 5.0) keeps that many components, a
         float in (0, 1) the fewest components explaining that fraction of the variance. None
         (default): no PCA.
-    C : float
-        Inverse regularisation strength (svm, logistic_regression).
     class_weight : "balanced" or None
         Weights classes inversely to their frequency (all kinds).
-    n_estimators, max_depth, min_samples_leaf : int
-        Random forest only.
-    max_iter : int
-        Iteration limit of the svm and logistic_regression solvers. A fit that reaches it raises
-        scikit-learn's ConvergenceWarning as usual; the caller decides what to do with it.
-    n_jobs : int
-        Parallel workers of the random forest (the linear models run on one core).
+    **options
+        The classifier's own settings, the keyword arguments of its builder: ``n_estimators``,
+        ``max_depth``, ``min_samples_leaf``, ``n_jobs`` (random_forest); ``C``, ``max_iter``
+        (svm, logistic_regression: the solver's iteration limit); ``max_iter``,
+        ``learning_rate``, ``max_leaf_nodes``, ``max_depth``, ``min_samples_leaf``,
+        ``l2_regularization`` (gradient_boosting). An option the kind has not is a TypeError.
 
     Returns
     -------
@@ -115,22 +245,8 @@ def build_classifier(
         ("impute", MedianImputer(strategy="median", keep_empty_features=True)),
         ("scale", StandardScaler()),
     ]
-    return _finish(
-        steps,
-        _classifier(
-            kind,
-            seed,
-            C=C,
-            class_weight=class_weight,
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf,
-            max_iter=max_iter,
-            n_jobs=n_jobs,
-        ),
-        pca_components,
-        seed,
-    )
+    classifier = _classifier(kind, seed, class_weight=class_weight, **options)
+    return _finish(steps, classifier, pca_components, seed)
 
 
 def build_fusion_classifier(
@@ -178,14 +294,6 @@ class MedianImputer(SimpleImputer):
         return super().transform(infinite_as_nan(X))
 
 
-def infinite_as_nan(X):
-    """``X`` (array-like) with ±inf replaced by NaN; ``X`` itself when it has none."""
-    array = np.asarray(X)
-    if array.dtype.kind != "f" or not np.isinf(array).any():
-        return X
-    return np.where(np.isinf(array), np.nan, array)
-
-
 class BlockStandardiser(TransformerMixin, BaseEstimator):
     """Standardise each feature block with training statistics; optionally equalise blocks.
 
@@ -219,18 +327,13 @@ class BlockStandardiser(TransformerMixin, BaseEstimator):
         """Learn per-column medians, means and SDs from the training cells ``X``."""
         X = validate_data(self, infinite_as_nan(X), dtype=np.float64, ensure_all_finite="allow-nan")
         sizes = _check_block_sizes(self.block_sizes, X.shape[1])
-        medians = np.zeros(X.shape[1])
-        observed = ~np.isnan(X).all(axis=0)
-        medians[observed] = np.nanmedian(X[:, observed], axis=0)
-        filled = np.where(np.isnan(X), medians, X)
-        self.medians_ = medians
-        self.means_ = filled.mean(axis=0)
-        sd = filled.std(axis=0)
-        sd[sd == 0] = 1.0
+        stats = fit_standardisation(X)
         weights = np.repeat(
             [1 / math.sqrt(s) if self.scale_by_width else 1.0 for s in sizes], sizes
         )
-        self.scales_ = sd / weights
+        self.medians_ = stats.medians
+        self.means_ = stats.means
+        self.scales_ = stats.scales / weights
         return self
 
     def transform(self, X):
@@ -239,8 +342,7 @@ class BlockStandardiser(TransformerMixin, BaseEstimator):
         X = validate_data(
             self, infinite_as_nan(X), dtype=np.float64, ensure_all_finite="allow-nan", reset=False
         )
-        filled = np.where(np.isnan(X), self.medians_, X)
-        return (filled - self.means_) / self.scales_
+        return Standardisation(self.medians_, self.means_, self.scales_).apply(X)
 
 
 def flatten_crops(crops: np.ndarray, size_px: int) -> np.ndarray:
@@ -288,39 +390,14 @@ def flatten_crops(crops: np.ndarray, size_px: int) -> np.ndarray:
     return out
 
 
-def _classifier(
-    kind: str,
-    seed: int,
-    *,
-    C: float,
-    class_weight: str | None,
-    n_estimators: int,
-    max_depth: int | None,
-    min_samples_leaf: int,
-    max_iter: int,
-    n_jobs: int,
-) -> ClassifierMixin:
-    if kind == "random_forest":
-        return RandomForestClassifier(
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf,
-            class_weight=class_weight,
-            random_state=seed,
-            n_jobs=n_jobs,
+def _classifier(kind: str, seed: int, **options) -> ClassifierMixin:
+    """The estimator of `kind`, from its builder in `CLASSIFIERS`; never a fallback."""
+    if kind not in CLASSIFIERS:
+        raise ValueError(
+            f"Unknown classifier kind {kind!r}; valid kinds: {', '.join(CLASSIFIERS)}. A new "
+            "kind is a builder in cellbench.models.classical.CLASSIFIERS."
         )
-    if kind == "svm":
-        return LinearSVC(
-            C=C, class_weight=class_weight, dual="auto", max_iter=max_iter, random_state=seed
-        )
-    if kind == "logistic_regression":
-        # No n_jobs: it has had no effect since scikit-learn 1.8 and warns when given.
-        return LogisticRegression(
-            C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed
-        )
-    raise ValueError(
-        f"Unknown classifier kind {kind!r}; valid kinds: {', '.join(CLASSIFIER_KINDS)}."
-    )
+    return CLASSIFIERS[kind](seed, **options)
 
 
 def _finish(

@@ -144,8 +144,8 @@ def train_cp2image(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     generator.to(device)
     discriminator.to(device)
-    opt_g = make_optimizer(generator, settings)
-    opt_d = make_optimizer(discriminator, settings)
+    opt_g = make_optimizer(generator, settings.training)
+    opt_d = make_optimizer(discriminator, settings.training)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0}
     history: dict = {"epochs": [], "resumed_from": [], "stopped_early": False}
     best = copy.deepcopy(generator.state_dict())
@@ -162,13 +162,13 @@ def train_cp2image(
     history["resumed_from"].append(state["epoch"])
 
     models = (generator, discriminator, opt_g, opt_d)
-    while state["epoch"] < settings.epochs:
+    while state["epoch"] < settings.training.epochs:
         started, epoch = time.time(), state["epoch"] + 1
         losses = _adversarial_epoch(
             *models, train, settings, epoch, device, feature_matching_weight, distance
         )
         val_loss = (
-            _mean_pixel_loss(generator, validation, settings.batch_size, device)
+            _mean_pixel_loss(generator, validation, settings.training.batch_size, device)
             if validation is not None
             else None
         )
@@ -203,7 +203,7 @@ def _adversarial_epoch(
     discriminator.train()
     loader = DataLoader(
         data,
-        batch_size=settings.batch_size,
+        batch_size=settings.training.batch_size,
         shuffle=True,
         generator=epoch_generator(settings.seed, epoch),
     )

@@ -1,35 +1,41 @@
 """Train and apply a CP2Image generator: a cell's handcrafted features -> its crop.
 
-Features are imputed (training medians) and standardised (training mean and SD); the
-statistics are saved with the weights, so `generate` needs nothing but the model file.
+Features are imputed (training medians) and standardised (training mean and SD) as every
+feature model does (`cellbench.models.standardise`); the statistics are saved with the
+weights, so `generate` needs nothing but the model file.
+
+The ``cp2image`` model type of the registry (`cellbench.models.registry`): `train`, `predict`
+(no classes) and `reconstruct` (crops generated from the cells' features).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
 from cellbench.models.cp2image import CP2ImageGenerator, Discriminator, train_cp2image
 from cellbench.models.persist import load_torch
-from cellbench.models.training import finish, predict_batches
+from cellbench.models.registry import Prediction
+from cellbench.models.standardise import Standardisation, fit_standardisation
+from cellbench.models.training import (
+    FitSettings,
+    by_split,
+    finish,
+    predict_batches,
+    run_arguments,
+    save_history,
+)
 
-
-def _standardiser(train: np.ndarray) -> dict[str, np.ndarray]:
-    """Median, mean and SD (1 where constant) of the (N, F) training features."""
-    median = np.nan_to_num(np.nanmedian(train, axis=0)) if len(train) else np.zeros(train.shape[1])
-    filled = np.where(np.isnan(train), median, train)
-    sd = filled.std(axis=0)
-    return {"median": median, "mean": filled.mean(axis=0), "sd": np.where(sd > 0, sd, 1.0)}
-
-
-def _standardise(features: np.ndarray, stats: dict) -> np.ndarray:
-    filled = np.where(np.isnan(features), stats["median"], features)
-    return ((filled - stats["mean"]) / stats["sd"]).astype(np.float32)
+if TYPE_CHECKING:
+    from cellbench.config import CP2ImageModel
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
 
 
 def train_generator(
@@ -37,7 +43,7 @@ def train_generator(
     features: dict[str, np.ndarray],
     images: dict[str, np.ndarray],
     *,
-    training,
+    training: TrainingConfig,
     seed: int,
     settings_hash: str,
     model_path: Path,
@@ -51,10 +57,11 @@ def train_generator(
     features : dict of {split: (N, F) float array}
     images : dict of {split: (N, C, S, S) float32 array}
         The target crops, S = 4 x a power of two.
-    training : cellbench.models.images.ImageTraining
-        Augmentation is never used (it would break the feature-to-pixel correspondence).
+    training : TrainingConfig
+        The optimisation settings (a `CP2ImageModel` entry is one). Augmentation is never
+        used (it would break the feature-to-pixel correspondence).
     """
-    stats = _standardiser(features["train"])
+    stats = fit_standardisation(features["train"])
     torch.manual_seed(seed)
     crops = images["train"]
     generator = CP2ImageGenerator(features["train"].shape[1], crops.shape[1], crops.shape[-1])
@@ -65,18 +72,19 @@ def train_generator(
     def dataset(split: str) -> TensorDataset | None:
         if len(features.get(split, [])) == 0:
             return None
-        x = torch.from_numpy(_standardise(features[split], stats))
+        x = torch.from_numpy(stats.apply(features[split]).astype(np.float32))
         return TensorDataset(x, torch.from_numpy(np.ascontiguousarray(images[split])))
 
-    settings = replace(training.fit_settings(seed, settings_hash, square=True), augment=None)
+    settings = FitSettings(training, seed, settings_hash)
     history = train_cp2image(
         generator, dataset("train"), dataset("val"), settings, Path(checkpoint_path), discriminator
     )
+    saved = {"median": stats.medians, "mean": stats.means, "sd": stats.scales}  # file keys
     payload = {
         "kind": "cp2image",
         "arguments": dict(generator.arguments),
         "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-        **{k: torch.as_tensor(v, dtype=torch.float64) for k, v in stats.items()},
+        **{key: torch.as_tensor(values, dtype=torch.float64) for key, values in saved.items()},
     }
     with atomic_path(Path(model_path)) as tmp:
         torch.save(payload, tmp)
@@ -90,6 +98,46 @@ def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> n
     generator = CP2ImageGenerator(**saved["arguments"])
     generator.load_state_dict(saved["state_dict"])
     generator.eval()
-    stats = {k: saved[k].numpy() for k in ("median", "mean", "sd")}
-    x = torch.from_numpy(_standardise(np.asarray(features, dtype=np.float64), stats))
+    stats = Standardisation(saved["median"].numpy(), saved["mean"].numpy(), saved["sd"].numpy())
+    x = torch.from_numpy(stats.apply(np.asarray(features, dtype=np.float64)).astype(np.float32))
     return predict_batches(generator, x, batch_size).numpy()
+
+
+# --- the registry's functions ------------------------------------------------------------------
+
+
+def train(
+    params: CP2ImageModel,
+    data: ModelData,
+    sides: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    seed: int,
+    settings_hash: str,
+    paths: ResultsPaths,
+) -> dict:
+    """Fit the generator from the ``train`` cells' features to their crops; save it, its history.
+
+    `classes` is not read: the generator learns without labels.
+    """
+    history = train_generator(
+        params,
+        by_split(data.features, sides),
+        by_split(data.crops, sides),
+        **run_arguments(params, seed, settings_hash, paths),
+    )
+    return save_history(history, paths.history(params.name, seed))
+
+
+def predict(
+    params: CP2ImageModel, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> Prediction:
+    """Nothing per cell: a generator predicts no class (see `reconstruct`)."""
+    return Prediction()
+
+
+def reconstruct(
+    params: CP2ImageModel, data: ModelData, rows: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> np.ndarray:
+    """(n, C, S, S) crops generated from the features of the cells `rows`."""
+    return generate(paths.torch_model_file(params.name, seed), data.features[rows])

@@ -8,7 +8,6 @@ needs nothing but the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
 from cellbench.models.augment import make_augment
 from cellbench.models.persist import load_torch
@@ -24,44 +24,17 @@ from cellbench.models.training import FitSettings, class_weights, finish, fit, p
 from cellbench.models.vae import ConvVAE, vae_from_arguments, vae_loss
 
 
-@dataclass(frozen=True)
-class ImageTraining:
-    """Optimisation settings of an image model (see `FitSettings`).
+def image_fit_settings(
+    training: TrainingConfig, seed: int, settings_hash: str, *, augment: bool, square: bool
+) -> FitSettings:
+    """The `FitSettings` of one image model's run.
 
     With `augment`, training crops are flipped, turned by multiples of 90 degrees (square
-    crops only) and jittered in brightness (additive) and contrast (multiplicative).
+    crops only) and jittered in brightness and contrast (`cellbench.models.augment`).
     """
-
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    patience: int | None = 5
-    scheduler: str = "cosine"
-    augment: bool = True
-    brightness: float = 0.1
-    contrast: float = 0.1
-
-    def fit_settings(self, seed: int, settings_hash: str, square: bool) -> FitSettings:
-        """The `FitSettings` of one run."""
-        augment = None
-        if self.augment:
-            augment = make_augment(
-                rotations=square, brightness=self.brightness, contrast=self.contrast
-            )
-        return FitSettings(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            optimizer=self.optimizer,
-            patience=self.patience,
-            seed=seed,
-            settings_hash=settings_hash,
-            scheduler=self.scheduler,
-            augment=augment,
-        )
+    return FitSettings(
+        training, seed, settings_hash, make_augment(rotations=square) if augment else None
+    )
 
 
 def train_image_classifier(
@@ -69,7 +42,8 @@ def train_image_classifier(
     labels: dict[str, np.ndarray],
     classes: list[str],
     *,
-    training: ImageTraining,
+    training: TrainingConfig,
+    augment: bool,
     seed: int,
     settings_hash: str,
     model_path: Path,
@@ -86,7 +60,10 @@ def train_image_classifier(
     labels : dict of {split: (N,) array of class names}
     classes : list of str
         Output order of the logits.
-    training : ImageTraining
+    training : TrainingConfig
+        The optimisation settings (a `ResNetModel` entry is one).
+    augment : bool
+        Flip, turn and jitter the training crops (see `image_fit_settings`).
     seed : int
     settings_hash : str
         A checkpoint made with another hash is not resumed.
@@ -122,7 +99,13 @@ def train_image_classifier(
         dataset("train"),
         dataset("val"),
         lambda out, y: loss.to(out.device)(out, y),
-        training.fit_settings(seed, settings_hash, square=train.shape[2] == train.shape[3]),
+        image_fit_settings(
+            training,
+            seed,
+            settings_hash,
+            augment=augment,
+            square=train.shape[2] == train.shape[3],
+        ),
         Path(checkpoint_path),
     )
     _save(model_path, "resnet", model, classes=list(classes))
@@ -133,7 +116,8 @@ def train_image_classifier(
 def train_vae(
     images: dict[str, np.ndarray],
     *,
-    training: ImageTraining,
+    training: TrainingConfig,
+    augment: bool,
     seed: int,
     settings_hash: str,
     model_path: Path,
@@ -151,8 +135,7 @@ def train_vae(
     images : dict of {split: (N, C, S, S) float32 array}
         S divisible by ``2 ** depth``. For a Bernoulli decoder the crops are scaled per
         channel to [0, 1] from the training crops' 0.5 and 99.5 percentiles.
-    training : ImageTraining
-    seed, settings_hash, model_path, checkpoint_path
+    training, augment, seed, settings_hash, model_path, checkpoint_path
         As in `train_image_classifier`.
     latent_dim, depth, width, beta, decoder
         See `cellbench.models.vae.ConvVAE` and `vae_loss`.
@@ -180,7 +163,7 @@ def train_vae(
         dataset("train"),
         dataset("val"),
         lambda out, x: vae_loss(out, model.scale_inputs(x), beta, decoder),
-        training.fit_settings(seed, settings_hash, square=True),
+        image_fit_settings(training, seed, settings_hash, augment=augment, square=True),
         Path(checkpoint_path),
     )
     _save(model_path, "vae", model, beta=beta)

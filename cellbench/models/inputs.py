@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 from cellbench.crops.dataset import CropDataset
 from cellbench.crops.store import read_cells
 from cellbench.errors import InputMissing
-from cellbench.features.ground_truth import UNDEFINED
 from cellbench.features.measure import METADATA_PREFIX, metadata_column
 from cellbench.features.select import select_columns
+from cellbench.ground_truth import UNDEFINED
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +58,6 @@ class ModelData:
     unlabelled_dropped: int = 0
 
 
-def needs_features(params) -> bool:
-    """Whether a model reads the feature tables."""
-    return params.input in ("features", "fusion")
-
-
-def needs_crops(params) -> bool:
-    """Whether a model reads crops."""
-    return params.input in ("crops", "fusion")
-
-
 def load_model_data(
     params, label_column: str, feature_tables: list[Path], crop_stores: list[Path]
 ) -> ModelData:
@@ -80,12 +70,12 @@ def load_model_data(
     """
     label = metadata_column(label_column)
     tables = []
-    if needs_features(params):
+    if params.reads_features:
         if not feature_tables:
             raise InputMissing("no feature table: run the features stage first")
         table = pd.concat([pd.read_parquet(p) for p in feature_tables], ignore_index=True)
         tables.append(table)
-    if needs_crops(params):
+    if params.reads_crops:
         if not crop_stores:
             raise InputMissing("no crop store: run the crop stage first")
         tables.append(_crop_cells(crop_stores))
@@ -110,11 +100,11 @@ def load_model_data(
     metadata = [c for c in table.columns if c.startswith(METADATA_PREFIX)]
     data = ModelData(cells=table[metadata].copy(), labels=table[label].astype(str).to_numpy())
     data.unlabelled_dropped = int(unlabelled.sum())
-    if needs_features(params):
+    if params.reads_features:
         names = select_columns(table.columns, params.feature_groups, params.feature_regions)
         data.feature_names = names
         data.features = _finite_or_nan(table[names].to_numpy(dtype=np.float32))
-    if needs_crops(params):
+    if params.reads_crops:
         data.crops = read_crop_rows(
             crop_stores, params.crop_kind, table["_crop_index"].to_numpy(), params.size_px
         )

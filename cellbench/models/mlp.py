@@ -1,10 +1,13 @@
 """A multilayer perceptron on handcrafted features, in plain PyTorch.
 
 Features are imputed (training medians) and standardised (training mean and SD) inside the
-saved model, so prediction needs nothing but the model file.
+saved model (`cellbench.models.standardise`), so prediction needs nothing but the model file.
+The ``mlp`` model type of the registry (`cellbench.models.registry`): `train` and `predict`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,7 +17,20 @@ from torch.utils.data import TensorDataset
 from cellbench.config import MLPModel
 from cellbench.io.atomic import atomic_path
 from cellbench.models.persist import load_torch
-from cellbench.models.training import FitSettings, class_weights, finish, fit
+from cellbench.models.registry import Prediction
+from cellbench.models.standardise import fit_standardisation
+from cellbench.models.training import (
+    FitSettings,
+    by_split,
+    class_weights,
+    finish,
+    fit,
+    save_history,
+)
+
+if TYPE_CHECKING:
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
 
 
 class FeatureMLP(nn.Module):
@@ -34,18 +50,16 @@ class FeatureMLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, F) raw features, NaN allowed -> (N, K) logits."""
-        features = torch.where(torch.isnan(features), self.median, features)
+        """(N, F) raw features, NaN and ±inf allowed -> (N, K) logits."""
+        features = torch.where(torch.isfinite(features), features, self.median)
         return self.layers((features - self.mean) / self.scale)
 
     def fit_preprocessing(self, features: np.ndarray) -> None:
         """Set the imputation and standardisation statistics from training features."""
-        median = np.nan_to_num(np.nanmedian(features, axis=0)) if len(features) else 0
-        filled = np.where(np.isnan(features), median, features)
-        scale = filled.std(axis=0)
-        self.median.copy_(torch.as_tensor(median, dtype=torch.float32))
-        self.mean.copy_(torch.as_tensor(filled.mean(axis=0), dtype=torch.float32))
-        self.scale.copy_(torch.as_tensor(np.where(scale > 0, scale, 1), dtype=torch.float32))
+        stats = fit_standardisation(features)
+        self.median.copy_(torch.as_tensor(stats.medians, dtype=torch.float32))
+        self.mean.copy_(torch.as_tensor(stats.means, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(stats.scales, dtype=torch.float32))
 
 
 def train_mlp(
@@ -88,17 +102,7 @@ def train_mlp(
     loss = nn.CrossEntropyLoss(
         weight=class_weights(train_targets, len(classes))
     )  # on logits, weighted against imbalance
-    settings = FitSettings(
-        epochs=params.epochs,
-        batch_size=params.batch_size,
-        learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay,
-        optimizer=params.optimizer,
-        patience=params.patience,
-        seed=seed,
-        settings_hash=settings_hash,
-        scheduler=params.scheduler,
-    )
+    settings = FitSettings(params, seed, settings_hash)  # the entry's TrainingConfig, whole
     history = fit(
         model,
         dataset("train"),
@@ -131,3 +135,37 @@ def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         logits = model(torch.from_numpy(np.array(features, dtype=np.float32)))
     return np.asarray(saved["classes"])[logits.argmax(dim=1).numpy()]
+
+
+# --- the registry's functions ------------------------------------------------------------------
+
+
+def train(
+    params: MLPModel,
+    data: ModelData,
+    sides: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    seed: int,
+    settings_hash: str,
+    paths: ResultsPaths,
+) -> dict:
+    """Fit the MLP on the ``train`` cells' features (best epoch on ``val``); save it and history."""
+    history = train_mlp(
+        params,
+        by_split(data.features, sides),
+        by_split(data.labels, sides),
+        classes,
+        seed,
+        settings_hash,
+        paths.torch_model_file(params.name, seed),
+        paths.checkpoint(params.name, seed),
+    )
+    return save_history(history, paths.history(params.name, seed))
+
+
+def predict(
+    params: MLPModel, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> Prediction:
+    """The class the saved MLP gives each cell's features."""
+    return Prediction(predict_mlp(paths.torch_model_file(params.name, seed), data.features))

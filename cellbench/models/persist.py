@@ -29,12 +29,16 @@ from cellbench.io.atomic import atomic_path
 
 # What our classical pipelines hold beyond skops' default trust, found with
 # `skops.io.get_untrusted_types` on every model we build (random_forest, svm,
-# logistic_regression; with and without PCA; the fusion pipeline; the embedding probe).
-# tests/reliability/test_model_files.py checks that the list still covers them all.
+# logistic_regression, gradient_boosting; with and without PCA; the fusion pipeline; the
+# embedding probe). tests/reliability/test_model_files.py checks that the list still covers
+# them all. A type whose methods index memory without bounds checks is trusted only with a
+# check of what it holds in `load_sklearn` (`_check_trees`, `_check_boosted_trees`).
 TRUSTED_TYPES = (
     "cellbench.models.classical.BlockStandardiser",  # fusion: per-block scaling (ours)
     "cellbench.models.classical.MedianImputer",  # SimpleImputer filling inf too (ours)
     "numpy.dtype",  # dtypes of fitted arrays
+    # gradient-boosting trees (HistGradientBoostingClassifier); checked in `_check_boosted_trees`
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",  # random-forest trees; node indices checked in `_check_trees`
 )
 
@@ -101,6 +105,7 @@ def load_sklearn(path: str | Path) -> Any:
     if not hasattr(model, "predict"):
         raise ModelFileError(_refusal(path, f"holds a {type(model).__name__}, not a model"))
     _check_trees(model, path)
+    _check_boosted_trees(model, path)
     return model
 
 
@@ -162,10 +167,14 @@ def _check_trees(model: Any, path: Path) -> None:
             raise ModelFileError(_refusal(path, "holds a decision tree with invalid nodes"))
 
 
+def _pipeline_steps(model: Any) -> list[Any]:
+    """The estimators of a pipeline, in order; a lone estimator as itself."""
+    return [step for _, step in getattr(model, "steps", [])] or [model]
+
+
 def _tree_estimators(model: Any) -> Iterator[Any]:
     """The fitted decision trees (estimators with ``tree_``) of a pipeline's steps."""
-    steps = [step for _, step in getattr(model, "steps", [])] or [model]
-    for step in steps:
+    for step in _pipeline_steps(model):
         for estimator in [step, *getattr(step, "estimators_", [])]:
             if hasattr(estimator, "tree_"):
                 yield estimator
@@ -184,3 +193,60 @@ def _tree_is_sound(tree: Any, n_features: int) -> bool:
     inside = [(c[~leaf] > parents) & (c[~leaf] < count) for c in (left, right)]
     used = feature[~leaf]
     return bool(np.all(inside) and np.all((used >= 0) & (used < n_features)))
+
+
+def _check_boosted_trees(model: Any, path: Path) -> None:
+    """Refuse gradient-boosted trees that could read outside memory or never stop.
+
+    A `HistGradientBoostingClassifier` predicts by walking each `TreePredictor`'s node array
+    in Cython without bounds checks: a crafted file whose child index points outside the
+    array or back up the tree makes ``predict`` read outside memory or loop forever, and a
+    feature index outside the input reads outside the input. Categorical splits also index
+    bitsets unchecked; our inputs are numeric, so our models have none, and none is accepted.
+    """
+    for step in _pipeline_steps(model):
+        if hasattr(step, "_predictors") and not _boosting_is_sound(step):
+            raise ModelFileError(_refusal(path, "holds gradient-boosted trees with invalid nodes"))
+
+
+def _boosting_is_sound(estimator: Any) -> bool:
+    """Numeric splits only, and every predictor's nodes sound (`_boosted_tree_is_sound`)."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    try:
+        n_features = int(estimator.n_features_in_)
+        numeric = (
+            estimator._preprocessor is None  # set only for categorical features
+            and not np.any(estimator.is_categorical_)
+            and not np.any(estimator._bin_mapper.is_categorical_)
+            and not getattr(estimator, "_in_fit", False)  # predicting binned training data
+        )
+        predictors = [p for iteration in estimator._predictors for p in iteration]
+        return (
+            numeric
+            and len(predictors) > 0
+            and all(isinstance(p, TreePredictor) for p in predictors)
+            and all(_boosted_tree_is_sound(p.nodes, n_features) for p in predictors)
+        )
+    except (AttributeError, TypeError, ValueError, KeyError):  # not what scikit-learn writes
+        return False
+
+
+def _boosted_tree_is_sound(nodes: Any, n_features: int) -> bool:
+    """A non-empty record array whose split nodes have their children after them, inside it."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE:
+        return False
+    if nodes.ndim != 1 or len(nodes) == 0:
+        return False
+    split = nodes["is_leaf"] == 0  # the walk stops at any non-zero is_leaf
+    parents = np.flatnonzero(split)
+    count = len(nodes)
+    inside = [(nodes[c][split] > parents) & (nodes[c][split] < count) for c in ("left", "right")]
+    used = nodes["feature_idx"][split]
+    return bool(
+        np.all(inside)
+        and np.all((used >= 0) & (used < n_features))
+        and not np.any(nodes["is_categorical"][split])
+    )

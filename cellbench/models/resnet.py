@@ -3,12 +3,26 @@
 The architecture follows He et al. (2016) and torchvision's layout (7x7 stride-2 stem,
 max-pool, four stages, global average pooling), with any number of input channels and a
 `width` (channels of the first stage; 64 in the paper) so that tests can use tiny nets.
+
+The ``resnet`` model type of the registry (`cellbench.models.registry`): `train`, `predict`,
+`embed` and `explain` (Grad-CAM) at the end of this module.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 from torch import nn
+
+from cellbench.models.registry import Prediction
+from cellbench.models.training import by_split, run_arguments, save_history
+
+if TYPE_CHECKING:
+    from cellbench.config import ResNetModel
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
 
 DEPTHS = {18: ("basic", [2, 2, 2, 2]), 50: ("bottleneck", [3, 4, 6, 3])}
 
@@ -160,3 +174,88 @@ def _initialise(model: nn.Module) -> None:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+# --- the registry's functions (cellbench.models.images imports this module: imported inside) ---
+
+
+def train(
+    params: ResNetModel,
+    data: ModelData,
+    sides: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    seed: int,
+    settings_hash: str,
+    paths: ResultsPaths,
+) -> dict:
+    """Fit the ResNet on the ``train`` crops (best epoch on ``val``); save model and history."""
+    from cellbench.models.images import train_image_classifier
+
+    history = train_image_classifier(
+        by_split(data.crops, sides),
+        by_split(data.labels, sides),
+        classes,
+        depth=params.depth,
+        width=params.width,
+        balanced=params.class_weight == "balanced",
+        augment=params.augment,
+        **run_arguments(params, seed, settings_hash, paths),
+    )
+    return save_history(history, paths.history(params.name, seed))
+
+
+def predict(
+    params: ResNetModel, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> Prediction:
+    """Class probabilities (softmax), the likeliest class and the embedding of every crop."""
+    from cellbench.models.images import embed_images, load_image_model, predict_images
+
+    model, saved = load_image_model(paths.torch_model_file(params.name, seed))
+    probabilities = predict_images(model, data.crops)
+    predicted = np.asarray(saved["classes"])[probabilities.argmax(axis=1)]
+    return Prediction(predicted, probabilities, embed_images(model, data.crops))
+
+
+def embed(params: ResNetModel, data: ModelData, *, seed: int, paths: ResultsPaths) -> np.ndarray:
+    """(N, D) embeddings of the crops: the pooled last stage of the saved ResNet."""
+    from cellbench.models.images import embed_images, load_image_model
+
+    model, _ = load_image_model(paths.torch_model_file(params.name, seed))
+    return embed_images(model, data.crops)
+
+
+def explain(
+    params: ResNetModel,
+    data: ModelData,
+    rows: np.ndarray,
+    classes: list[str],
+    *,
+    seed: int,
+    paths: ResultsPaths,
+) -> dict:
+    """Grad-CAM of the true class on the first ``gradcam_cells`` of `rows`.
+
+    Writes the maps and a figure panel; returns ``{"gradcam": {statistic: mean}}``, or ``{}``
+    when the entry asks for no cell.
+    """
+    from cellbench.models.gradcam import gradcam, gradcam_stats, plot_gradcam_panel, save_gradcam
+    from cellbench.models.images import load_image_model
+    from cellbench.models.inputs import CELL_ID
+
+    if params.gradcam_cells == 0:
+        return {}
+    model, _ = load_image_model(paths.torch_model_file(params.name, seed))
+    rows = np.arange(len(data.labels))[rows][: params.gradcam_cells]  # a mask or indices
+    if len(rows) == 0:
+        return {"gradcam": {}}
+    images = data.crops[rows]
+    layer = model.layer4 if params.size_px >= 64 else model.layer3  # keep a map of >= 2 x 2
+    targets = np.array([classes.index(c) for c in data.labels[rows]])
+    maps = gradcam(model, layer, images, targets)
+    stats = gradcam_stats(maps)
+    cell_ids = data.cells[CELL_ID].to_numpy()[rows].astype(str)
+    save_gradcam(maps, paths.gradcam_maps(params.name, seed), cell_id=cell_ids, target=targets)
+    panel = paths.gradcam_panel(params.name, seed)
+    plot_gradcam_panel(images, maps, panel, titles=list(data.labels[rows]))
+    return {"gradcam": {k: float(np.nanmean(v)) for k, v in stats.items()}}

@@ -26,41 +26,37 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from cellbench.io.atomic import atomic_path
+from cellbench.config import TrainingConfig
+from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.persist import load_torch
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("plateau", "cosine", "none")
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Optimisation settings shared by every model.
+    """One training run: the config's optimisation settings, whole, and what the run adds.
 
-    `scheduler` is ``"plateau"`` (halve the learning rate after 3 epochs without
-    improvement), ``"cosine"`` (anneal to 0 over `epochs`) or ``"none"``. `augment`, when
-    given, is called as ``augment(inputs, generator)`` on every training batch (never on
-    validation batches), with a CPU generator seeded from (seed, epoch).
+    Attributes
+    ----------
+    training : TrainingConfig
+        Epochs, batch size, optimiser, learning rate, weight decay, scheduler and patience;
+        any PyTorch model entry of the config is one (`cellbench.config.TrainingConfig`).
+    seed : int
+        Seeds the weights, the batch order and the augmentation.
+    settings_hash : str
+        A checkpoint made with another hash is not resumed.
+    augment : callable, optional
+        Called as ``augment(inputs, generator)`` on every training batch (never on
+        validation batches), with a CPU generator seeded from (seed, epoch).
     """
 
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    optimizer: str  # "adam" or "adamw"
-    patience: int | None  # epochs without validation improvement before stopping
+    training: TrainingConfig
     seed: int
-    settings_hash: str  # a checkpoint made with other settings is not resumed
-    scheduler: str = "plateau"
+    settings_hash: str
     augment: Augment | None = None
-
-    def __post_init__(self):
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(
-                f"FitSettings.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"
-            )
 
 
 def fit(
@@ -98,8 +94,8 @@ def fit(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     validation = validation or None  # an empty validation set counts as none
     model.to(device)
-    optimizer = make_optimizer(model, settings)
-    scheduler = _scheduler(optimizer, settings)
+    optimizer = make_optimizer(model, settings.training)
+    scheduler = _scheduler(optimizer, settings.training)
     state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0}
     history: dict = {"epochs": [], "resumed_from": [], "stopped_early": False}
     best_weights = _copy_state(model)
@@ -118,7 +114,7 @@ def fit(
         log.info("resuming %s after epoch %d", checkpoint_path.parent, state["epoch"])
     history["resumed_from"].append(state["epoch"])
 
-    while state["epoch"] < settings.epochs and not history["stopped_early"]:
+    while state["epoch"] < settings.training.epochs and not history["stopped_early"]:
         started = time.time()
         epoch = state["epoch"] + 1
         if on_epoch_start is not None:
@@ -148,7 +144,8 @@ def fit(
                 "seconds": time.time() - started,
             }
         )
-        stop = settings.patience is not None and state["bad_epochs"] >= settings.patience
+        patience = settings.training.patience
+        stop = patience is not None and state["bad_epochs"] >= patience
         history["stopped_early"] = stop
         payload = {
             "model": model.state_dict(),
@@ -169,6 +166,32 @@ def fit(
 def finish(checkpoint_path: Path) -> None:
     """Remove the checkpoint once the trained model is saved: the next run starts afresh."""
     checkpoint_path.unlink(missing_ok=True)
+
+
+def run_arguments(params: TrainingConfig, seed: int, settings_hash: str, paths) -> dict:
+    """The keywords every PyTorch trainer takes: settings, seed, hash, model and checkpoint.
+
+    `params` is the model's config entry (a `TrainingConfig`, passed whole); `paths` a
+    `cellbench.paths.ResultsPaths`, which names the model file and checkpoint of its seed.
+    """
+    return {
+        "training": params,
+        "seed": seed,
+        "settings_hash": settings_hash,
+        "model_path": paths.torch_model_file(params.name, seed),
+        "checkpoint_path": paths.checkpoint(params.name, seed),
+    }
+
+
+def by_split(values: np.ndarray, sides: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{split: values[mask]}`` for each split's (N,) bool mask in `sides`."""
+    return {split: values[mask] for split, mask in sides.items()}
+
+
+def save_history(history: dict, path: Path) -> dict:
+    """Write a run's training history (JSON) and return what the task's status keeps of it."""
+    write_json(path, history)
+    return {"epochs": len(history["epochs"]), "resumed_from": history["resumed_from"]}
 
 
 def class_weights(labels, n_classes: int) -> torch.Tensor:
@@ -284,22 +307,23 @@ def _copy_state(model: nn.Module) -> dict:
     return copy.deepcopy(model.state_dict())
 
 
-def make_optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
-    """Adam or AdamW over the model's parameters, as `settings` says."""
+def make_optimizer(model: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over the model's parameters, as `training` says."""
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if settings.optimizer not in kinds:
+    if training.optimizer not in kinds:
         raise ValueError(
-            f"FitSettings.optimizer must be one of {sorted(kinds)}, got {settings.optimizer!r}"
+            f"TrainingConfig.optimizer must be one of {sorted(kinds)}, got {training.optimizer!r}"
         )
-    kind = kinds[settings.optimizer]
-    return kind(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    kind = kinds[training.optimizer]
+    return kind(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, settings: FitSettings):
-    if settings.scheduler == "plateau":
+def _scheduler(optimizer: torch.optim.Optimizer, training: TrainingConfig):
+    """The learning-rate schedule `training.scheduler` names (see `TrainingConfig`)."""
+    if training.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    if settings.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    if training.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.epochs)
     return None
 
 
@@ -326,10 +350,11 @@ def _run_epoch(
     model.train(training)
     # A last training batch of one image would break batch norm: drop it (a different image
     # each epoch, as the order is shuffled).
-    lone = training and len(data) > 1 and len(data) % settings.batch_size == 1
+    batch_size = settings.training.batch_size
+    lone = training and len(data) > 1 and len(data) % batch_size == 1
     loader = DataLoader(
         data,
-        batch_size=settings.batch_size,
+        batch_size=batch_size,
         shuffle=training,
         generator=epoch_generator(settings.seed, epoch),
         drop_last=lone,

@@ -8,14 +8,28 @@ divergence to N(0, I) (Kingma & Welling 2014; Higgins et al. 2017 for beta).
 Two decoders: ``"gaussian"`` (sum of squared errors on the inputs as given) and
 ``"bernoulli"`` (binary cross-entropy on logits, on inputs scaled per channel to [0, 1]; the
 scaling is a pair of buffers set by `fit_scaling` and saved with the weights).
+
+The ``vae`` model type of the registry (`cellbench.models.registry`): `train`, `predict` (a
+linear probe on the latent means), `embed` and `reconstruct` at the end of this module.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cellbench.models.registry import Prediction
+from cellbench.models.training import by_split, predict_batches, run_arguments, save_history
+from cellbench.splits import TRAIN
+
+if TYPE_CHECKING:
+    from cellbench.config import VAEModel
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
 
 DECODERS = ("gaussian", "bernoulli")
 
@@ -158,3 +172,68 @@ def vae_loss(
 def vae_from_arguments(arguments: dict) -> ConvVAE:
     """Rebuild a ConvVAE from its saved ``arguments``."""
     return ConvVAE(**arguments)
+
+
+# --- the registry's functions (cellbench.models.images imports this module: imported inside) ---
+
+
+def train(
+    params: VAEModel,
+    data: ModelData,
+    sides: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    seed: int,
+    settings_hash: str,
+    paths: ResultsPaths,
+) -> dict:
+    """Fit the VAE on the ``train`` crops (best epoch on ``val``); save model and history.
+
+    `classes` is not read: the VAE learns without labels.
+    """
+    from cellbench.models.images import train_vae
+
+    history = train_vae(
+        by_split(data.crops, sides),
+        latent_dim=params.latent_size,
+        depth=params.depth,
+        beta=params.beta,
+        decoder=params.decoder,
+        augment=params.augment,
+        **run_arguments(params, seed, settings_hash, paths),
+    )
+    return save_history(history, paths.history(params.name, seed))
+
+
+def predict(
+    params: VAEModel, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> Prediction:
+    """Embeddings, and classes from a logistic-regression probe fitted on the training cells'."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    embeddings = embed(params, data, seed=seed, paths=paths)
+    train_cells = split == TRAIN
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(embeddings[train_cells], data.labels[train_cells])
+    return Prediction(predicted=probe.predict(embeddings), embeddings=embeddings)
+
+
+def embed(params: VAEModel, data: ModelData, *, seed: int, paths: ResultsPaths) -> np.ndarray:
+    """(N, latent_size) latent means of the crops under the saved VAE."""
+    from cellbench.models.images import embed_images, load_image_model
+
+    model, _ = load_image_model(paths.torch_model_file(params.name, seed))
+    return embed_images(model, data.crops)
+
+
+def reconstruct(
+    params: VAEModel, data: ModelData, rows: np.ndarray, *, seed: int, paths: ResultsPaths
+) -> np.ndarray:
+    """(n, C, S, S) reconstructions of the crops of the cells `rows`."""
+    from cellbench.models.images import load_image_model
+
+    model, _ = load_image_model(paths.torch_model_file(params.name, seed))
+    crops = torch.from_numpy(data.crops[rows])
+    return predict_batches(model, crops, 256, fn=model.reconstruct).numpy()

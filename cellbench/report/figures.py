@@ -65,25 +65,6 @@ def save_figure(
     return written
 
 
-def plot_confusion(confusion: np.ndarray, classes: list[str], title: str, path: Path) -> None:
-    """Save a row-normalised confusion matrix (rows = true class) with its counts.
-
-    Parameters
-    ----------
-    confusion : (K, K) ndarray of int
-        Counts, rows = true, columns = predicted.
-    classes : list of str
-        The K class names.
-    title : str
-    path : Path
-        Output file; its suffix (.png, .pdf) picks the format.
-    """
-    fig = confusion_figure(confusion, classes, title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-
-
 def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:
     """A row-normalised confusion matrix (rows = true class), annotated with the counts."""
     confusion = np.asarray(confusion)

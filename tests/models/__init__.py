@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cellbench.config import TrainingConfig
 from cellbench.models.training import FitSettings
 
 
@@ -39,16 +40,16 @@ def blob_crops(
 
 
 def fit_settings(**overrides) -> FitSettings:
-    """Small, fast `FitSettings`; keyword arguments replace fields."""
-    values = {
+    """Small, fast `FitSettings`; keyword arguments replace its or its `TrainingConfig`'s fields."""
+    run = {"seed": 0, "settings_hash": "test", "augment": None}
+    training = {
         "epochs": 2,
         "batch_size": 8,
         "learning_rate": 1e-2,
         "weight_decay": 0.0,
         "optimizer": "adam",
         "patience": None,
-        "seed": 0,
-        "settings_hash": "test",
     }
-    values.update(overrides)
-    return FitSettings(**values)
+    for key, value in overrides.items():
+        (run if key in run else training)[key] = value
+    return FitSettings(TrainingConfig(**training), **run)

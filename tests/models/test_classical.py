@@ -12,9 +12,9 @@ from cellbench.config import RandomForestModel
 from cellbench.models.classical import (
     CLASSIFIER_KINDS,
     BlockStandardiser,
+    build_classical,
     build_classifier,
     build_fusion_classifier,
-    build_random_forest,
     flatten_crops,
 )
 
@@ -56,7 +56,7 @@ def test_unknown_kind_names_the_valid_ones():
 
 def test_random_forest_builder_keeps_its_config_settings():
     params = RandomForestModel(name="rf", n_estimators=7, max_depth=3, min_samples_leaf=2)
-    model = build_random_forest(params, seed=5, n_jobs=1)
+    model = build_classical(params, None, seed=5)
     assert list(model.named_steps) == ["impute", "scale", "classify"]
     forest = model.named_steps["classify"]
     assert (forest.n_estimators, forest.max_depth, forest.min_samples_leaf) == (7, 3, 2)
@@ -90,7 +90,7 @@ def test_whole_float_pca_components_count_components():
 def test_random_forest_builder_passes_pca_components():
     params = RandomForestModel(name="rf", n_estimators=5, pca_components=3)
     train_x, _, train_y, _ = separable()
-    model = build_random_forest(params, seed=0).fit(train_x, train_y)
+    model = build_classical(params, None, seed=0).fit(train_x, train_y)
     assert model.named_steps["pca"].n_components_ == 3
 
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cellbench.config import TrainingConfig
 from cellbench.models.images import (
-    ImageTraining,
     embed_images,
     load_image_model,
     predict_images,
@@ -45,14 +45,13 @@ def test_a_tiny_resnet_learns_left_versus_right_and_is_saved(tmp_path):
     test, test_labels, _ = blob_crops(40, seed=2)
     classes = ["left", "right"]
     names = np.asarray(classes)
-    training = ImageTraining(
-        epochs=3, batch_size=16, learning_rate=3e-3, augment=False, scheduler="none"
-    )  # flips would swap left and right
+    training = TrainingConfig(epochs=3, batch_size=16, learning_rate=3e-3, scheduler="none")
     history = train_image_classifier(
         {"train": train, "val": val},
         {"train": names[train_labels], "val": names[val_labels]},
         classes,
         training=training,
+        augment=False,  # flips would swap left and right
         seed=0,
         settings_hash="h",
         model_path=tmp_path / "model.pt",
@@ -80,7 +79,8 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
             {"train": images},
             {"train": np.array(["a", "b", "c", "a"])},
             ["a", "b"],
-            training=ImageTraining(epochs=1),
+            training=TrainingConfig(epochs=1),
+            augment=True,
             seed=0,
             settings_hash="h",
             model_path=tmp_path / "m.pt",

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from cellbench.models.images import ImageTraining, embed_images, load_image_model, train_vae
+from cellbench.config import TrainingConfig
+from cellbench.models.images import embed_images, load_image_model, train_vae
 from cellbench.models.training import fit
 from cellbench.models.vae import ConvVAE, vae_loss
 from tests.models import blob_crops, fit_settings
@@ -42,7 +43,10 @@ def test_train_save_load_and_embed(tmp_path, decoder):
     images, _, _ = blob_crops(24, size=16)
     history = train_vae(
         {"train": images[:16], "val": images[16:]},
-        training=ImageTraining(epochs=2, batch_size=8, learning_rate=3e-3),
+        training=TrainingConfig(
+            epochs=2, batch_size=8, learning_rate=3e-3, scheduler="cosine", patience=5
+        ),
+        augment=True,
         seed=0,
         settings_hash="h",
         model_path=tmp_path / "vae.pt",

@@ -13,9 +13,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from cellbench.config import LogisticRegressionModel, RandomForestModel, SVMModel
+from cellbench.config import (
+    GradientBoostingModel,
+    LogisticRegressionModel,
+    RandomForestModel,
+    SVMModel,
+)
 from cellbench.errors import CellbenchError
 from cellbench.evaluate.probe import fit_on_embeddings
+from cellbench.models.classical import build_classical, classical_inputs
 from cellbench.models.images import load_image_model
 from cellbench.models.inputs import CELL_ID, ModelData
 from cellbench.models.mlp import predict_mlp
@@ -26,7 +32,7 @@ from cellbench.models.persist import (
     load_torch,
     save_sklearn,
 )
-from cellbench.models.train import SPLIT_COLUMN, build_classical, classical_inputs
+from cellbench.models.train import SPLIT_COLUMN
 from cellbench.models.training import load_checkpoint
 from cellbench.paths import ResultsPaths
 
@@ -34,6 +40,9 @@ CONFIGS = {
     "random_forest": lambda **kw: RandomForestModel(name="m", n_estimators=5, **kw),
     "svm": lambda **kw: SVMModel(name="m", **kw),
     "logistic_regression": lambda **kw: LogisticRegressionModel(name="m", **kw),
+    "gradient_boosting": lambda **kw: GradientBoostingModel(
+        name="m", max_iter=5, min_samples_leaf=2, **kw
+    ),
 }
 INPUTS = [
     {},
@@ -160,6 +169,29 @@ def test_tree_with_out_of_range_nodes_is_refused(tmp_path):
     path = tmp_path / "model.skops"
     skops.io.dump(model, path)
     with pytest.raises(ModelFileError, match="decision tree with invalid nodes"):
+        load_sklearn(path)
+
+
+BAD_BOOSTED_NODES = {
+    "child outside the tree": ("left", 10**6),
+    "child before its parent (a loop)": ("right", 0),
+    "feature outside the input": ("feature_idx", 99),
+    "negative feature": ("feature_idx", -1),
+    "categorical split": ("is_categorical", 1),
+}
+
+
+@pytest.mark.parametrize("field, value", BAD_BOOSTED_NODES.values(), ids=list(BAD_BOOSTED_NODES))
+def test_boosted_tree_with_invalid_nodes_is_refused(tmp_path, field, value):
+    params = GradientBoostingModel(name="m", max_iter=3, min_samples_leaf=2)
+    data = tiny_data()
+    model = build_classical(params, data, seed=0).fit(data.features, data.labels)
+    predictor = model[-1]._predictors[-1][0]
+    assert predictor.nodes["is_leaf"][0] == 0  # the root splits
+    predictor.nodes[field][0] = value  # scikit-learn itself would walk it unchecked
+    path = tmp_path / "model.skops"
+    skops.io.dump(model, path)
+    with pytest.raises(ModelFileError, match="gradient-boosted trees with invalid nodes"):
         load_sklearn(path)
 
 
