@@ -113,7 +113,11 @@ def _nsc(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `cellbench` and its subcommands."""
+    """The argument parser of `cellbench` and its subcommands.
+
+    Long on purpose: it only declares each subcommand's arguments, one block per command, so
+    that `cellbench <command> --help` and this function read the same.
+    """
     parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -21,6 +21,15 @@ from cellbench.config.cluster import (
     SlurmResources,
     StageName,
 )
+from cellbench.config.data import (
+    DATA_ENV_VAR,
+    CropsSource,
+    DataConfig,
+    FieldsSource,
+    SyntheticSource,
+    TableJoin,
+    default_data_root,
+)
 from cellbench.config.loading import config_from_dict, load_config, stable_hash
 from cellbench.config.models import (
     CLASSICAL_TYPES,
@@ -40,21 +49,14 @@ from cellbench.config.models import (
     VAEModel,
 )
 from cellbench.config.schema import (
-    DATA_ENV_VAR,
     BackgroundConfig,
     Config,
     CropKind,
     CropsConfig,
-    CropsSource,
-    DataConfig,
     FeaturesConfig,
-    FieldsSource,
     GroundTruthConfig,
     SplitConfig,
-    SyntheticSource,
-    TableJoin,
     TextureConfig,
-    default_data_root,
 )
 from cellbench.config.segmentation import (
     CellposeCells,

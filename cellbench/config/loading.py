@@ -15,13 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cellbench.config.base import union_members
-from cellbench.config.schema import (
-    DATA_ENV_VAR,
-    Config,
-    CropsSource,
-    FieldsSource,
-    default_data_root,
-)
+from cellbench.config.data import DATA_ENV_VAR, CropsSource, FieldsSource, default_data_root
+from cellbench.config.schema import Config
 from cellbench.config.yaml_file import read_yaml
 from cellbench.errors import ConfigError
 

@@ -15,11 +15,10 @@ which keeps reads close together in a file while still mixing the data every epo
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import h5py
 import hdf5plugin  # noqa: F401  (registers blosc, zstd... filters, to read stores using them)
@@ -29,10 +28,10 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset, Sampler
 
+from cellbench.crops.normalise import NORMALISE_MODES, Normalise, normalise_crop
 from cellbench.crops.store import read_cells
 
-Normalise = Literal["none", "max", "percentile", "plate"]
-NORMALISE_MODES: tuple[str, ...] = ("none", "max", "percentile", "plate")
+__all__ = ["NORMALISE_MODES", "ChunkShuffleSampler", "CropDataset", "Normalise", "normalise_crop"]
 
 
 class CropDataset(Dataset):
@@ -107,13 +106,7 @@ class CropDataset(Dataset):
         channels: Sequence[int] | None = None,
         transform: Callable[[torch.Tensor], Any] | None = None,
     ) -> None:
-        if normalise not in NORMALISE_MODES:
-            raise ValueError(f"normalise must be one of {NORMALISE_MODES}, not {normalise!r}")
-        low, high = (float(p) for p in percentiles)
-        if not 0.0 <= low < high <= 100.0:
-            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, not {percentiles}")
-        if size_px is not None and int(size_px) < 1:
-            raise ValueError(f"size_px must be positive, not {size_px}")
+        low, high = _check_options(normalise, percentiles, size_px)
         self.stores = [Path(p) for p in stores]
         if not self.stores:
             raise ValueError("CropDataset needs at least one store")
@@ -124,26 +117,8 @@ class CropDataset(Dataset):
         self.label_column = label_column
 
         infos = [_store_info(path, kind) for path in self.stores]
-        names = infos[0]["channel_names"]
-        for path, info in zip(self.stores, infos, strict=True):
-            if info["channel_names"] != names:
-                raise ValueError(
-                    f"{path}: channels {info['channel_names']} differ from {names} "
-                    f"of {self.stores[0]}"
-                )
-        sizes = sorted({info["size"] for info in infos})
-        if size_px is None and len(sizes) > 1:
-            raise ValueError(f"stores hold {kind!r} crops of sizes {sizes}; pass size_px")
-        n_channels = len(names)
-        if channels is None:
-            self.channels = None
-            self.channel_names = list(names)
-        else:
-            self.channels = np.asarray([int(c) for c in channels], dtype=np.intp)
-            bad = [int(c) for c in self.channels if not 0 <= c < n_channels]
-            if bad or len(self.channels) == 0:
-                raise ValueError(f"channels {list(channels)} not in 0..{n_channels - 1}")
-            self.channel_names = [names[c] for c in self.channels]
+        names, sizes = _check_stores(self.stores, infos, kind, size_px)
+        self.channels, self.channel_names = _select_channels(channels, names)
         self.stored_size = sizes[-1]
         self.size = int(size_px) if size_px is not None else self.stored_size
         self._plate_range = [self._select(info["low"], info["high"]) for info in infos]
@@ -272,90 +247,48 @@ class CropDataset(Dataset):
         )
 
 
-def normalise_crop(
-    crop: np.ndarray,
-    mode: Normalise,
-    *,
-    percentiles: tuple[float, float] = (1.0, 99.0),
-    plate_range: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Normalise a (C, S, S) crop per channel into a new float32 array.
-
-    Parameters
-    ----------
-    crop : ndarray
-        (C, S, S) raw intensities (any real dtype).
-    mode : {"none", "max", "percentile", "plate"}
-        See `CropDataset`.
-    percentiles : (float, float)
-        For "percentile": the crop's percentiles (numpy's default linear method) mapped to 0
-        and 1.
-    plate_range : (ndarray, ndarray), optional
-        For "plate": the (C,) low and high values mapped to 0 and 1.
-
-    Returns
-    -------
-    ndarray
-        (C, S, S) float32; in [0, 1] unless `mode` is "none".
-    """
-    image = crop.astype(np.float32)
-    if mode == "none":
-        return image
-    flat = crop.reshape(len(crop), -1)
-    if mode == "max":
-        top = flat.max(axis=1).astype(np.float32)
-        if top.all():
-            image /= top[:, None, None]
-        else:  # an all-zero channel is already 0
-            image[top > 0] /= top[top > 0][:, None, None]
-        return image
-    if mode == "percentile":
-        low, high = _percentiles(flat, percentiles)
-    elif mode == "plate":
-        if plate_range is None:
-            raise ValueError('normalise="plate" needs plate_range')
-        low, high = (np.asarray(v, np.float64).reshape(len(crop)) for v in plate_range)
-    else:
-        raise ValueError(f"normalise must be one of {NORMALISE_MODES}, not {mode!r}")
-    return _scale(image, low, high)
+def _check_options(
+    normalise: str, percentiles: tuple[float, float], size_px: int | None
+) -> tuple[float, float]:
+    """Refuse an unknown `normalise`, percentiles out of order or a non-positive `size_px`."""
+    if normalise not in NORMALISE_MODES:
+        raise ValueError(f"normalise must be one of {NORMALISE_MODES}, not {normalise!r}")
+    low, high = (float(p) for p in percentiles)
+    if not 0.0 <= low < high <= 100.0:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, not {percentiles}")
+    if size_px is not None and int(size_px) < 1:
+        raise ValueError(f"size_px must be positive, not {size_px}")
+    return low, high
 
 
-def _percentiles(flat: np.ndarray, q: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of (C, P) `flat`, its two percentiles `q` as np.percentile gives them.
-
-    One partial sort per crop instead of np.percentile's general machinery (2x faster).
-    """
-    below, above, fraction, kth = _order_statistics(flat.shape[1], tuple(q))
-    part = np.partition(flat, kth, axis=1)
-    a, b = part[:, below].astype(np.float64), part[:, above].astype(np.float64)
-    values = a + (b - a) * fraction  # (C, 2)
-    return values[:, 0], values[:, 1]
-
-
-@functools.lru_cache(maxsize=64)
-def _order_statistics(
-    n: int, q: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ranks below and above each percentile of n values, the fraction between, all ranks."""
-    position = np.asarray(q, np.float64) / 100.0 * (n - 1)
-    below = np.floor(position).astype(np.intp)
-    above = np.minimum(below + 1, n - 1)
-    return below, above, position - below, np.unique(np.r_[below, above])
+def _check_stores(
+    stores: list[Path], infos: list[dict[str, Any]], kind: str, size_px: int | None
+) -> tuple[list[str], list[int]]:
+    """The stores' common channel names and their sorted crop sizes (one, without `size_px`)."""
+    names = infos[0]["channel_names"]
+    for path, info in zip(stores, infos, strict=True):
+        if info["channel_names"] != names:
+            raise ValueError(
+                f"{path}: channels {info['channel_names']} differ from {names} of {stores[0]}"
+            )
+    sizes = sorted({info["size"] for info in infos})
+    if size_px is None and len(sizes) > 1:
+        raise ValueError(f"stores hold {kind!r} crops of sizes {sizes}; pass size_px")
+    return names, sizes
 
 
-def _scale(image: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Map (C,) `low`..`high` to 0..1 in place and clip; where high <= low: 1 above high, else 0."""
-    span = high - low
-    low32, high32 = low.astype(np.float32)[:, None, None], high.astype(np.float32)[:, None, None]
-    if np.all(span > 0):
-        image -= low32
-        image /= span.astype(np.float32)[:, None, None]
-        np.maximum(image, 0.0, out=image)
-        return np.minimum(image, 1.0, out=image)
-    ok = span > 0
-    scaled = (image - low32) / np.where(ok, span, 1.0).astype(np.float32)[:, None, None]
-    scaled = np.where(ok[:, None, None], scaled, image > high32)
-    return np.clip(scaled, 0.0, 1.0).astype(np.float32, copy=False)
+def _select_channels(
+    channels: Sequence[int] | None, names: list[str]
+) -> tuple[np.ndarray | None, list[str]]:
+    """Indices of the returned channels (None: all) and their names."""
+    if channels is None:
+        return None, list(names)
+    n_channels = len(names)
+    selected = np.asarray([int(c) for c in channels], dtype=np.intp)
+    bad = [int(c) for c in selected if not 0 <= c < n_channels]
+    if bad or len(selected) == 0:
+        raise ValueError(f"channels {list(channels)} not in 0..{n_channels - 1}")
+    return selected, [names[c] for c in selected]
 
 
 def _store_info(path: Path, kind: str) -> dict[str, Any]:

@@ -53,11 +53,7 @@ def crop_plate(
         pixels set to 0), for the status.
     """
     all_specs = specs + ([original_spec(background)] if background else [])
-    originals: list[np.ndarray] = []
-    original_masks: list[np.ndarray] = []
-    free_windows: list[np.ndarray] = []
-    free_origins: list[str] = []
-    rng = np.random.default_rng(background.seed if background else 0)
+    collected = _BackgroundCollection(background) if background else None
     counts = {"fields": len(plate.fields), "dropped_at_border": 0}
     zeroed: dict[str, int] = {}
     warn_wells_without_layout(log, plate.name, plate.layout_report, plate.layout.columns)
@@ -66,42 +62,18 @@ def crop_plate(
 
     def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
         for field in (f for f in plate.fields if f.name in segmented):
-            markers = ground_truth.markers if ground_truth else []
-            everything = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
-            image = everything[: len(channels)]
-            cells, nuclei = read_labels(label_store, field.name)
-            table = measure_cells(cells, nuclei)
-            if ground_truth:
-                classes = ground_truth.classify(everything, channels, cells, nuclei)
-                column = ground_truth.settings.column
-                table[column] = classes.set_index("label").loc[table["label"], column].to_numpy()
-            keep = np.ones(len(table), bool)
-            for spec in all_specs:
-                if spec.border == "drop":
-                    keep &= fits_in_field(table, spec, cells.shape)
-            counts["dropped_at_border"] += int((~keep).sum())
-            table = table[keep].reset_index(drop=True)
+            image, cells, nuclei, table = _read_field_cells(
+                plate, field, label_store, channels, ground_truth, nonfinite, zeroed
+            )
+            table, dropped = _drop_at_border(table, all_specs, cells.shape)
+            counts["dropped_at_border"] += dropped
             crops = {spec.kind: crop_cells(image, cells, nuclei, table, spec) for spec in all_specs}
-            if background:
-                originals.append(crops[original_spec(background).kind][0])
-                original_masks.append(crops[original_spec(background).kind][1])
-                _collect_free_windows(
-                    image, cells, background, rng, field.name, free_windows, free_origins
-                )
+            if collected is not None:
+                collected.add_field(image, cells, crops, field.name)
             yield _describe_cells(table, plate, field), crops
 
     def derived(table: pd.DataFrame) -> list:
-        if not background:
-            return []
-        return experiment_kinds(
-            background,
-            table,
-            np.concatenate(originals),
-            np.concatenate(original_masks),
-            np.stack(free_windows) if free_windows else np.zeros((0,)),
-            free_origins,
-            label_column,
-        )
+        return collected.experiments(table, label_column) if collected is not None else []
 
     table = write_crop_store(
         path,
@@ -115,6 +87,86 @@ def crop_plate(
     )
     log.info("crop %s: %d cells into %s", plate.name, len(table), path)
     return {**counts, "cells": len(table), "nonfinite_pixels_zeroed": sum(zeroed.values())}
+
+
+def _read_field_cells(
+    plate: Plate,
+    field,
+    label_store: Path,
+    channels: list[str],
+    ground_truth: MarkerSetup | None,
+    nonfinite: Literal["fail", "zero"],
+    zeroed: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Read a field's `channels` (C, Y, X), its cell and nucleus labels and its cell table.
+
+    With `ground_truth`, the marker channels are read too and each cell's class goes into
+    the table's ground-truth column.
+    """
+    markers = ground_truth.markers if ground_truth else []
+    everything = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
+    image = everything[: len(channels)]
+    cells, nuclei = read_labels(label_store, field.name)
+    table = measure_cells(cells, nuclei)
+    if ground_truth:
+        classes = ground_truth.classify(everything, channels, cells, nuclei)
+        column = ground_truth.settings.column
+        table[column] = classes.set_index("label").loc[table["label"], column].to_numpy()
+    return image, cells, nuclei, table
+
+
+def _drop_at_border(
+    table: pd.DataFrame, specs: list[CropSpec], shape: tuple[int, ...]
+) -> tuple[pd.DataFrame, int]:
+    """Drop the cells whose crop of a ``border="drop"`` kind leaves the field; count them."""
+    keep = np.ones(len(table), bool)
+    for spec in specs:
+        if spec.border == "drop":
+            keep &= fits_in_field(table, spec, shape)
+    return table[keep].reset_index(drop=True), int((~keep).sum())
+
+
+class _BackgroundCollection:
+    """What the background-confound experiments need from every field, gathered field by field.
+
+    The original crops and masks of each field and (for ``cell_free``) a few cell-free
+    windows; `experiments` turns them into the derived kinds once the cell table is complete.
+    """
+
+    def __init__(self, background: BackgroundConfig) -> None:
+        self.background = background
+        self.rng = np.random.default_rng(background.seed)
+        self.originals: list[np.ndarray] = []
+        self.original_masks: list[np.ndarray] = []
+        self.free_windows: list[np.ndarray] = []
+        self.free_origins: list[str] = []
+
+    def add_field(self, image: np.ndarray, cells: np.ndarray, crops: dict, field_name: str) -> None:
+        """Keep a field's original crops and masks and its cell-free windows."""
+        kind = original_spec(self.background).kind
+        self.originals.append(crops[kind][0])
+        self.original_masks.append(crops[kind][1])
+        _collect_free_windows(
+            image,
+            cells,
+            self.background,
+            self.rng,
+            field_name,
+            self.free_windows,
+            self.free_origins,
+        )
+
+    def experiments(self, table: pd.DataFrame, label_column: str) -> list:
+        """The derived kinds of the experiments, as `write_crop_store`'s `derived` returns."""
+        return experiment_kinds(
+            self.background,
+            table,
+            np.concatenate(self.originals),
+            np.concatenate(self.original_masks),
+            np.stack(self.free_windows) if self.free_windows else np.zeros((0,)),
+            self.free_origins,
+            label_column,
+        )
 
 
 def _collect_free_windows(image, cells, background, rng, field_name, windows, origins) -> None:

@@ -76,49 +76,68 @@ def write_crop_store(
     DataFrame
         The `/cells` table as written.
     """
-    tables = []
+    n_channels = len(channel_names)
     with atomic_path(path) as tmp, _checked_h5(tmp) as store:
-        store.attrs.update(
-            {
-                "schema": SCHEMA,
-                "plate": plate,
-                "channel_names": list(channel_names),
-                "created_by": f"cellbench {cellbench.__version__}",
-                "config_hash": config_hash,
-            }
-        )
-        datasets = {
-            spec.kind: _create_kind(store, spec, len(channel_names), compression) for spec in specs
-        }
-        samples = {spec.kind: _PixelSample(len(channel_names)) for spec in specs}
-        n_written = 0
-        for cells, crops_by_kind in batches:
-            n_new = len(cells)
-            ensure_free_space(tmp, sum(c.nbytes + m.nbytes for c, m in crops_by_kind.values()))
-            for kind, (crops, masks) in crops_by_kind.items():
-                images_ds, masks_ds = datasets[kind]
-                images_ds.resize(n_written + n_new, axis=0)
-                masks_ds.resize(n_written + n_new, axis=0)
-                images_ds[n_written:] = crops
-                masks_ds[n_written:] = masks
-                samples[kind].add(crops, masks)
-            tables.append(cells)
-            n_written += n_new
-        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        store.attrs.update(_store_attrs(plate, channel_names, config_hash))
+        datasets = {spec.kind: _create_kind(store, spec, n_channels, compression) for spec in specs}
+        samples = {spec.kind: _PixelSample(n_channels) for spec in specs}
+        table = _write_batches(tmp, batches, datasets, samples)
         _check_table(table, plate)
         for spec, crops, masks in derived(table) if derived else []:
             ensure_free_space(tmp, crops.nbytes + masks.nbytes)
-            images_ds, masks_ds = _create_kind(store, spec, len(channel_names), compression)
-            images_ds.resize(len(crops), axis=0)
-            masks_ds.resize(len(crops), axis=0)
-            images_ds[:] = crops
-            masks_ds[:] = masks
-            samples[spec.kind] = _PixelSample(len(channel_names))
+            kind_datasets = _create_kind(store, spec, n_channels, compression)
+            _append(kind_datasets, 0, len(crops), crops, masks)
+            samples[spec.kind] = _PixelSample(n_channels)
             samples[spec.kind].add(crops, masks)
         for kind, sample in samples.items():
             store[kind].attrs.update(sample.statistics())
         _write_table(store.create_group("cells"), table)
     return table
+
+
+def _store_attrs(plate: str, channel_names: list[str], config_hash: str) -> dict:
+    """The root attributes of a new store (see the module docstring)."""
+    return {
+        "schema": SCHEMA,
+        "plate": plate,
+        "channel_names": list(channel_names),
+        "created_by": f"cellbench {cellbench.__version__}",
+        "config_hash": config_hash,
+    }
+
+
+def _write_batches(
+    tmp: Path,
+    batches: Iterable[tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]],
+    datasets: dict[str, tuple[h5py.Dataset, h5py.Dataset]],
+    samples: dict[str, _PixelSample],
+) -> pd.DataFrame:
+    """Append every batch's crops to their kinds' datasets; return the concatenated cells."""
+    tables = []
+    n_written = 0
+    for cells, crops_by_kind in batches:
+        ensure_free_space(tmp, sum(c.nbytes + m.nbytes for c, m in crops_by_kind.values()))
+        for kind, (crops, masks) in crops_by_kind.items():
+            _append(datasets[kind], n_written, len(cells), crops, masks)
+            samples[kind].add(crops, masks)
+        tables.append(cells)
+        n_written += len(cells)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _append(
+    datasets: tuple[h5py.Dataset, h5py.Dataset],
+    start: int,
+    n_rows: int,
+    crops: np.ndarray,
+    masks: np.ndarray,
+) -> None:
+    """Grow a kind's datasets by `n_rows` and write `crops` and `masks` at rows ``start:``."""
+    images_ds, masks_ds = datasets
+    images_ds.resize(start + n_rows, axis=0)
+    masks_ds.resize(start + n_rows, axis=0)
+    images_ds[start:] = crops
+    masks_ds[start:] = masks
 
 
 def _checked_h5(tmp: Path) -> h5py.File:

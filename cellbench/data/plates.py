@@ -10,9 +10,7 @@ reads them like any folder.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,24 +19,22 @@ import numpy as np
 import pandas as pd
 
 from cellbench.config import Config, CropsSource, FieldsSource, SyntheticSource
+from cellbench.data.fields import (
+    Field,
+    check_field_names,
+    group_fields,
+    has_images,
+    image_folder,
+    parse_images,
+    plate_folder,
+    where_plates_are,
+)
 from cellbench.errors import CellbenchError, NothingToDo
 from cellbench.io.atomic import temporary_path
-from cellbench.names import NAME_RULE, is_valid_name, keep_valid
+from cellbench.names import keep_valid
 from cellbench.paths import ResultsPaths
 
 LAYOUT_NAMES = ("layout.csv", "layout.xlsx")
-
-
-@dataclass(frozen=True, order=True)
-class Field:
-    """One field of view: its name in the stores, well, site, and the files that hold it."""
-
-    name: str  # unique in the plate, e.g. "A-01-01"
-    well: str  # "A01", or "" when the names carry no well
-    site: str  # "01"
-    files: tuple[Path, ...]  # one multi-channel file, or one file per channel
-    channels: tuple[str, ...] = ()  # the channel token of each file, when one per channel
-    position: int | None = None  # the position in a multi-position ND2 file
 
 
 @dataclass(frozen=True)
@@ -109,22 +105,22 @@ def list_plates(config: Config) -> list[str]:
     if source.plates is not None:
         return list(source.plates)
     if source.plate_from == "root":
-        found = [source.root.name] if _has_images(source, source.root) else []
+        found = [source.root.name] if has_images(source, source.root) else []
     elif source.plate_from == "folder":
         found = [
             entry.name
             for entry in os.scandir(source.root)
             if entry.is_dir()
             and not entry.name.startswith(".")
-            and _has_images(source, Path(entry.path))
+            and has_images(source, Path(entry.path))
         ]
     else:
-        found = [entry["plate"] for entry in _parse(source, source.root)]
+        found = [entry["plate"] for entry in parse_images(source, source.root)]
     found = sorted(set(found))
     plates = keep_valid("plate", found, str(source.root))
     if not plates:
         skipped = f" ({len(found)} skipped: not valid plate names)" if found else ""
-        raise NothingToDo(f"no plate found in {source.root}{skipped}: {_where_plates_are(source)}")
+        raise NothingToDo(f"no plate found in {source.root}{skipped}: {where_plates_are(source)}")
     return plates
 
 
@@ -143,21 +139,20 @@ def open_plate(config: Config, plate: str) -> Plate:
     if isinstance(source, SyntheticSource):
         ensure_synthetic_plate(source, plate, ResultsPaths(config.results_root).input_plate(plate))
     folder_source = fields_source(config)
-    folder = _plate_folder(folder_source, plate)
-    images = _image_folder(folder)
+    folder = plate_folder(folder_source, plate)
+    images = image_folder(folder)
     if not images.is_dir():
         raise NothingToDo(
-            f"plate {plate!r}: folder {folder} does not exist: {_where_plates_are(folder_source)}"
+            f"plate {plate!r}: folder {folder} does not exist: {where_plates_are(folder_source)}"
         )
-    entries = _parse(folder_source, images)
+    entries = parse_images(folder_source, images)
     if folder_source.plate_from == "scheme":
         entries = [e for e in entries if e["plate"] == plate]
     if not entries:
         raise NothingToDo(
-            f"plate {plate!r}: no image of the plate in {images}: "
-            f"{_where_plates_are(folder_source)}"
+            f"plate {plate!r}: no image of the plate in {images}: {where_plates_are(folder_source)}"
         )
-    fields = _check_field_names(plate, _group_fields(entries))
+    fields = check_field_names(plate, group_fields(entries))
     layout, report = _layout(folder_source, folder, {f.well for f in fields if f.well})
     return Plate(plate, folder, fields, layout, folder_source, report)
 
@@ -285,137 +280,6 @@ def ensure_synthetic_plate(source: SyntheticSource, plate: str, folder: Path) ->
 
 
 # --- finding fields ----------------------------------------------------------------------------
-
-
-def _plate_folder(source: FieldsSource, plate: str) -> Path:
-    return source.root / plate if source.plate_from == "folder" else source.root
-
-
-def _image_folder(folder: Path) -> Path:
-    """Where a plate folder's images are: its ``fields/`` sub-folder when it has one."""
-    return folder / "fields" if (folder / "fields").is_dir() else folder
-
-
-def _images(source: FieldsSource, folder: Path) -> list[str]:
-    """Image file names in a plate folder (one scan)."""
-    folder = _image_folder(folder)
-    suffixes = tuple(s.lower() for s in source.suffixes)
-    return sorted(entry.name for entry in os.scandir(folder) if _is_image(entry, suffixes))
-
-
-def _has_images(source: FieldsSource, folder: Path) -> bool:
-    """Whether a plate folder holds an image file (the scan stops at the first)."""
-    suffixes = tuple(s.lower() for s in source.suffixes)
-    with os.scandir(_image_folder(folder)) as entries:
-        return any(_is_image(entry, suffixes) for entry in entries)
-
-
-def _is_image(entry: os.DirEntry, suffixes: tuple[str, ...]) -> bool:
-    name = entry.name
-    return name.lower().endswith(suffixes) and not name.startswith(".") and entry.is_file()
-
-
-def _where_plates_are(source: FieldsSource) -> str:
-    """Where the source looks for plates and images, for messages about none found."""
-    where = {
-        "folder": "plates are the sub-folders of the root holding images (in <plate>/ or "
-        "<plate>/fields/)",
-        "root": "the root is one plate, its images in it or in fields/",
-        "scheme": "plates are the scheme's 'plate' group in the names of the root's images",
-    }[source.plate_from]
-    return (
-        f"{where}, named by scheme {source.scheme!r} (suffixes {', '.join(source.suffixes)}); "
-        f"see data.input.plate_from"
-    )
-
-
-def _check_field_names(plate: str, fields: list[Field]) -> list[Field]:
-    """`fields`, if every name is a valid field name; else one error listing their files."""
-    bad = [f"{item.files[0]} -> {item.name!r}" for item in fields if not is_valid_name(item.name)]
-    if bad:
-        shown = "\n  ".join(bad[:20])
-        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-        raise CellbenchError(
-            f"plate {plate!r}: {len(bad)} field(s) whose name (from the file name, by the scheme's "
-            f"well and site) is not a valid field name ({NAME_RULE}); rename the files or fix "
-            f"the scheme:\n  {shown}{more}"
-        )
-    return fields
-
-
-def _parse(source: FieldsSource, folder: Path) -> list[dict]:
-    """Parse every image name of a folder with the scheme (all bad names in one error)."""
-    from cellbench.io.naming import parse_names, well_name
-
-    names = _images(source, folder)
-    stems = [os.path.splitext(name)[0] for name in names]
-    parsed = parse_names(stems, source.scheme)
-    entries = []
-    for name, groups in zip(names, parsed, strict=True):
-        has_well = "well" in groups or ("row" in groups and "column" in groups)
-        entries.append(
-            {
-                "path": folder / name,
-                "plate": groups.get("plate") or folder.name,
-                "well": well_name(groups) if has_well else "",
-                "site": groups.get("site") or "1",
-                "channel": groups.get("channel"),
-            }
-        )
-    return entries
-
-
-def _group_fields(entries: list[dict]) -> list[Field]:
-    """Group per-channel files into fields; expand multi-position ND2 files."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for entry in entries:
-        groups[(entry["well"], entry["site"])].append(entry)
-    fields = []
-    for (well, site), members in groups.items():
-        name = _field_name(well, site)
-        if members[0]["channel"] is not None:
-            members = sorted(members, key=lambda e: e["channel"])
-            tokens = [e["channel"] for e in members]
-            if len(set(tokens)) != len(tokens):
-                raise CellbenchError(
-                    f"field {name}: several files for one channel: "
-                    f"{[str(e['path']) for e in members]}"
-                )
-            fields.append(Field(name, well, site, tuple(e["path"] for e in members), tuple(tokens)))
-        elif len(members) > 1:
-            raise CellbenchError(
-                f"field {name}: several files {[str(e['path']) for e in members]} "
-                "and no channel group in the scheme to tell them apart"
-            )
-        elif members[0]["path"].suffix.lower() == ".nd2":
-            fields += _nd2_positions(name, well, site, members[0]["path"])
-        else:
-            fields.append(Field(name, well, site, (members[0]["path"],)))
-    return sorted(fields)
-
-
-def _nd2_positions(name: str, well: str, site: str, path: Path) -> list[Field]:
-    import nd2
-
-    try:
-        with nd2.ND2File(path) as handle:
-            positions = handle.sizes.get("P", 1)
-    except Exception as exc:  # corrupt files raise many exception types
-        raise CellbenchError(f"{path}: cannot read ND2: {type(exc).__name__}: {exc}") from exc
-    if positions == 1:
-        return [Field(name, well, site, (path,), position=0)]
-    return [Field(f"{name}_p{p:02d}", well, site, (path,), position=p) for p in range(positions)]
-
-
-def _field_name(well: str, site: str) -> str:
-    """``A-01-03`` for a well and a numeric site; otherwise the parts joined by ``_``."""
-    match = re.fullmatch(r"([A-P])(\d{2})", well)
-    digits = re.sub(r"\D", "", site)
-    if match and digits:
-        return f"{match[1]}-{match[2]}-{int(digits):02d}"
-    return "_".join(part for part in (well, site) if part)
-
-
 def _layout(source: FieldsSource, folder: Path, wells: set[str]) -> tuple[pd.DataFrame, dict]:
     """The plate's layout (empty without one) and how it compares with the imaged wells."""
     from cellbench.io.layout import check_layout, read_layout

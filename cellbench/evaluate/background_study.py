@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from cellbench.config.crop_kinds import BACKGROUND_ORIGINAL, background_kind
 from cellbench.crops.store import read_cells, read_crops
 from cellbench.evaluate.pairwise import pairwise_svm_accuracy, write_pairwise_csv
-from cellbench.models.classical import flatten_crops
+from cellbench.models.crop_pixels import flatten_crops
 
 log = logging.getLogger(__name__)
 

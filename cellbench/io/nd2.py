@@ -9,7 +9,8 @@ import nd2
 import numpy as np
 
 from cellbench.errors import CellbenchError
-from cellbench.io.tiff import FieldImage, check_plane_args, reduce_axes
+from cellbench.io.axes import check_plane_args, reduce_axes
+from cellbench.io.tiff import FieldImage
 
 #: The axes `nd2` reports that this reader understands (P: positions, S: RGB components).
 _KNOWN_AXES = set("PTZCYXS")

@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 
 from cellbench.errors import CellbenchError
+from cellbench.io.axes import check_plane_args, reduce_axes
 
 
 @dataclass
@@ -41,10 +42,6 @@ class FieldImage:
     source: str
 
 
-#: Axes (tifffile letters) that hold channels: C proper and S (samples, e.g. RGB).
-_CHANNEL_AXES = "CS"
-#: Axes tifffile uses when it does not know what a leading axis is (pages / unknown).
-_GENERIC_AXES = "IQ"
 #: Length units (as OME and ImageJ spell them) in micrometres.
 _UNIT_UM = {
     "m": 1e6,
@@ -63,134 +60,6 @@ _UNIT_UM = {
 }
 #: TIFF ResolutionUnit values with a metric length (tifffile.RESUNIT): pixels per unit -> um.
 _RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # CENTIMETER, MILLIMETER, MICROMETER
-
-
-def check_plane_args(z: object, t: object, source: str) -> None:
-    """Validate the ``z`` / ``t`` arguments shared by the readers.
-
-    Raises
-    ------
-    CellbenchError
-        ``z`` is neither ``"max"`` nor a non-negative integer, or ``t`` is not a non-negative
-        integer.
-    """
-    if not (z == "max" or _is_index(z)):
-        raise CellbenchError(f"{source}: z must be 'max' or a non-negative integer, got {z!r}")
-    if not _is_index(t):
-        raise CellbenchError(f"{source}: t must be a non-negative integer, got {t!r}")
-
-
-def _is_index(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 0
-
-
-def reduce_axes(
-    data: np.ndarray,
-    axes: str,
-    *,
-    z: str | int,
-    t: int,
-    source: str,
-    channel_names: list[str] | None = None,
-) -> tuple[np.ndarray, list[str] | None]:
-    """Turn an array with named axes into a (C, Y, X) array.
-
-    Parameters
-    ----------
-    data : ndarray
-        The pixel values, one dimension per letter of `axes`.
-    axes : str
-        One letter per dimension: ``T`` (indexed by `t`), ``Z`` (max-projected or indexed by
-        `z`), ``C`` and ``S`` (channels, C-major when both), ``Y``, ``X``. ``I`` or ``Q`` (an
-        unnamed axis, e.g. the pages of a plain multi-page TIFF) is taken as the channel axis
-        when there is no ``C`` / ``S`` axis. Any other letter must have size 1.
-    z : "max" or int
-        Max-project Z, or take plane `z`.
-    t : int
-        The time point to take.
-    source : str
-        Named in error messages.
-    channel_names : list of str, optional
-        One name per ``C`` channel (or per channel in total); expanded per sample when there is
-        an ``S`` axis as well.
-
-    Returns
-    -------
-    image : (C, Y, X) ndarray
-        Contiguous, in the input dtype.
-    channel_names : list of str or None
-        Names matching the channels of `image`, or None when the given ones do not fit.
-
-    Raises
-    ------
-    CellbenchError
-        `t` or `z` is out of range (the message gives the axis size), an axis cannot be
-        interpreted, or Y / X is missing.
-    """
-    check_plane_args(z, t, source)
-    axes = axes.upper()
-    if len(axes) != data.ndim or len(set(axes)) != len(axes):
-        raise CellbenchError(f"{source}: axes {axes!r} do not fit an array of shape {data.shape}")
-    if "Y" not in axes or "X" not in axes:
-        raise CellbenchError(f"{source}: no Y and X axes in {axes!r} (shape {data.shape})")
-    sizes = dict(zip(axes, data.shape, strict=True))
-    described = f"axes {axes}, shape {data.shape}"
-
-    # Time: index.
-    if "T" in axes:
-        if int(t) >= sizes["T"]:
-            raise CellbenchError(f"{source}: t={t} is out of range: T size is {sizes['T']}")
-        data = np.take(data, int(t), axis=axes.index("T"))
-        axes = axes.replace("T", "")
-    elif int(t) != 0:
-        raise CellbenchError(f"{source}: t={t} is out of range: the file has no T axis (T size 1)")
-
-    # Z: index or max-project.
-    if "Z" in axes:
-        if z == "max":
-            data = data.max(axis=axes.index("Z"))
-        elif int(z) < sizes["Z"]:
-            data = np.take(data, int(z), axis=axes.index("Z"))
-        else:
-            raise CellbenchError(f"{source}: z={z} is out of range: Z size is {sizes['Z']}")
-        axes = axes.replace("Z", "")
-    elif z != "max" and int(z) != 0:
-        raise CellbenchError(f"{source}: z={z} is out of range: the file has no Z axis (Z size 1)")
-
-    # Drop other singleton axes, then find the channel axes.
-    for letter in [a for a in axes if a not in "YXCS" and sizes[a] == 1]:
-        data = data.squeeze(axis=axes.index(letter))
-        axes = axes.replace(letter, "")
-    if not any(a in axes for a in _CHANNEL_AXES):
-        generic = [a for a in axes if a in _GENERIC_AXES]
-        if len(generic) == 1:
-            axes = axes.replace(generic[0], "C")
-    odd = [a for a in axes if a not in "YXCS"]
-    if odd:
-        raise CellbenchError(
-            f"{source}: cannot interpret axis/axes {odd} ({described}); "
-            "expected T, Z, C, S (samples), Y and X"
-        )
-    for letter in "CS":
-        if letter not in axes:
-            data = data[np.newaxis]
-            axes = letter + axes
-    data = np.transpose(data, [axes.index(a) for a in "CSYX"])
-    n_c, n_s = data.shape[:2]
-    image = np.ascontiguousarray(data.reshape(n_c * n_s, *data.shape[2:]))
-    return image, _expand_names(channel_names, n_c, n_s)
-
-
-def _expand_names(names: Sequence[str] | None, n_c: int, n_s: int) -> list[str] | None:
-    if names is None:
-        return None
-    names = [str(name) for name in names]
-    if len(names) == n_c * n_s:
-        return names
-    if len(names) == n_c and n_s > 1:
-        labels = "RGBA" if n_s <= 4 else [str(i) for i in range(n_s)]
-        return [f"{name} [{labels[s]}]" for name in names for s in range(n_s)]
-    return None
 
 
 def read_tiff(path: Path, *, z: str | int = "max", t: int = 0) -> FieldImage:
@@ -465,37 +334,40 @@ def map_channels(
         wanted name and the channels the file has. There is no silent fallback to position.
     """
     mapping = dict(mapping or {})
-    available = field.channel_names
-    n_channels = field.image.shape[0]
-    has = (
-        f"the file has channels {available}"
-        if available is not None
-        else f"the file has {n_channels} unnamed channel(s) (map them by index 0-{n_channels - 1})"
-    )
-    indices: list[int] = []
-    for name in wanted:
-        target = mapping.get(name, name)
-        if isinstance(target, Integral) and not isinstance(target, bool):
-            if not 0 <= int(target) < n_channels:
-                raise CellbenchError(
-                    f"{field.source}: channel {name!r} is mapped to index {target}, out of range; "
-                    f"{has}"
-                )
-            indices.append(int(target))
-            continue
-        if not isinstance(target, str):
-            raise CellbenchError(
-                f"{field.source}: channel {name!r} is mapped to {target!r}; expected a channel "
-                f"name or an integer index; {has}"
-            )
-        found = [i for i, have in enumerate(available or []) if have == target]
-        if not found:
-            via = f" (mapped to {target!r})" if target != name else ""
-            raise CellbenchError(f"{field.source}: channel {name!r}{via} not found; {has}")
-        if len(found) > 1:
-            raise CellbenchError(
-                f"{field.source}: channel {name!r} matches {len(found)} channels named "
-                f"{target!r}; map it by index; {has}"
-            )
-        indices.append(found[0])
+    has = _describe_channels(field)
+    indices = [_channel_index(field, name, mapping.get(name, name), has) for name in wanted]
     return field.image[indices]
+
+
+def _describe_channels(field: FieldImage) -> str:
+    """What the field's channels are, for error messages: their names, or how to map them."""
+    n_channels = field.image.shape[0]
+    if field.channel_names is not None:
+        return f"the file has channels {field.channel_names}"
+    return f"the file has {n_channels} unnamed channel(s) (map them by index 0-{n_channels - 1})"
+
+
+def _channel_index(field: FieldImage, name: str, target: object, has: str) -> int:
+    """The index of the channel that config channel `name` maps to (`target`: name or index)."""
+    n_channels = field.image.shape[0]
+    if isinstance(target, Integral) and not isinstance(target, bool):
+        if not 0 <= int(target) < n_channels:
+            raise CellbenchError(
+                f"{field.source}: channel {name!r} is mapped to index {target}, out of range; {has}"
+            )
+        return int(target)
+    if not isinstance(target, str):
+        raise CellbenchError(
+            f"{field.source}: channel {name!r} is mapped to {target!r}; expected a channel "
+            f"name or an integer index; {has}"
+        )
+    found = [i for i, have in enumerate(field.channel_names or []) if have == target]
+    if not found:
+        via = f" (mapped to {target!r})" if target != name else ""
+        raise CellbenchError(f"{field.source}: channel {name!r}{via} not found; {has}")
+    if len(found) > 1:
+        raise CellbenchError(
+            f"{field.source}: channel {name!r} matches {len(found)} channels named "
+            f"{target!r}; map it by index; {has}"
+        )
+    return found[0]

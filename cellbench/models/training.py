@@ -27,8 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cellbench.config import TrainingConfig
-from cellbench.io.atomic import atomic_path, write_json
-from cellbench.models.persist import load_torch
+from cellbench.io.atomic import write_json
+
+# The checkpoint functions live in `cellbench.models.checkpoint`; they stay importable from here.
+from cellbench.models.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -93,74 +95,121 @@ def fit(
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     validation = validation or None  # an empty validation set counts as none
-    model.to(device)
-    optimizer = make_optimizer(model, settings.training)
-    scheduler = _scheduler(optimizer, settings.training)
-    state = {"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0}
-    history: dict = {"epochs": [], "resumed_from": [], "stopped_early": False}
-    best_weights = _copy_state(model)
-    torch.manual_seed(settings.seed)
-
-    saved = load_checkpoint(checkpoint_path, settings.settings_hash)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved["scheduler"] is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        best_weights = saved["best_model"]
-        state = saved["state"]
-        history = saved["history"]
-        set_rng_state(saved["rng"])
-        log.info("resuming %s after epoch %d", checkpoint_path.parent, state["epoch"])
-    history["resumed_from"].append(state["epoch"])
-
-    while state["epoch"] < settings.training.epochs and not history["stopped_early"]:
+    run = _start_run(model, settings, checkpoint_path, device)
+    while run.state["epoch"] < settings.training.epochs and not run.history["stopped_early"]:
         started = time.time()
-        epoch = state["epoch"] + 1
+        epoch = run.state["epoch"] + 1
         if on_epoch_start is not None:
             on_epoch_start(epoch, model)
-        train_loss = _run_epoch(model, train, loss_fn, settings, epoch, device, optimizer)
+        train_loss = _run_epoch(model, train, loss_fn, settings, epoch, device, run.optimizer)
         val_loss = (
             _run_epoch(model, validation, loss_fn, settings, epoch, device)
             if validation is not None
             else None
         )
-        criterion = val_loss if val_loss is not None else train_loss
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(criterion)
-        elif scheduler is not None:
-            scheduler.step()
-        if criterion < state["best_loss"] or validation is None:
-            state.update(best_loss=criterion, best_epoch=epoch, bad_epochs=0)
-            best_weights = _copy_state(model)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch
-        history["epochs"].append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "seconds": time.time() - started,
-            }
-        )
-        patience = settings.training.patience
-        stop = patience is not None and state["bad_epochs"] >= patience
-        history["stopped_early"] = stop
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "best_model": best_weights,
-            "state": state,
-            "history": history,
-        }
-        save_checkpoint(checkpoint_path, settings.settings_hash, payload)
+        _end_epoch(run, epoch, train_loss, val_loss, settings.training.patience, started)
+        save_checkpoint(checkpoint_path, settings.settings_hash, run.payload())
         log.info("epoch %d: train %.4f, val %s", epoch, train_loss, val_loss)
+    model.load_state_dict(run.best_weights)
+    run.history["best_epoch"] = run.state["best_epoch"]
+    return run.history
 
-    model.load_state_dict(best_weights)
-    history["best_epoch"] = state["best_epoch"]
-    return history
+
+@dataclass
+class _Run:
+    """What one `fit` carries from epoch to epoch, and what its checkpoint holds.
+
+    ``state`` counts epochs done and tracks the best loss (``epoch``, ``best_loss``,
+    ``best_epoch``, ``bad_epochs``); ``history`` is what `fit` returns.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    state: dict
+    history: dict
+    best_weights: dict
+
+    def payload(self) -> dict:
+        """The checkpoint contents (`save_checkpoint` adds the settings hash and RNG state)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "best_model": self.best_weights,
+            "state": self.state,
+            "history": self.history,
+        }
+
+
+def _start_run(
+    model: nn.Module, settings: FitSettings, checkpoint_path: Path, device: torch.device
+) -> _Run:
+    """Move `model` to `device`, build its optimiser and schedule, and resume a checkpoint."""
+    model.to(device)
+    optimizer = make_optimizer(model, settings.training)
+    run = _Run(
+        model=model,
+        optimizer=optimizer,
+        scheduler=_scheduler(optimizer, settings.training),
+        state={"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0},
+        history={"epochs": [], "resumed_from": [], "stopped_early": False},
+        best_weights=_copy_state(model),
+    )
+    torch.manual_seed(settings.seed)
+    saved = load_checkpoint(checkpoint_path, settings.settings_hash)
+    if saved is not None:
+        _resume(run, saved)
+        log.info("resuming %s after epoch %d", checkpoint_path.parent, run.state["epoch"])
+    run.history["resumed_from"].append(run.state["epoch"])
+    return run
+
+
+def _resume(run: _Run, saved: dict) -> None:
+    """Load a checkpoint's weights, optimiser, schedule, progress and random state into `run`."""
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    if run.scheduler is not None and saved["scheduler"] is not None:
+        run.scheduler.load_state_dict(saved["scheduler"])
+    run.best_weights = saved["best_model"]
+    run.state = saved["state"]
+    run.history = saved["history"]
+    set_rng_state(saved["rng"])
+
+
+def _end_epoch(
+    run: _Run,
+    epoch: int,
+    train_loss: float,
+    val_loss: float | None,
+    patience: int | None,
+    started: float,
+) -> None:
+    """Step the schedule, keep the best weights, record the epoch and decide on stopping early.
+
+    The criterion is the validation loss, or without validation the training loss (and every
+    epoch then counts as the best).
+    """
+    criterion = val_loss if val_loss is not None else train_loss
+    if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        run.scheduler.step(criterion)
+    elif run.scheduler is not None:
+        run.scheduler.step()
+    if criterion < run.state["best_loss"] or val_loss is None:
+        run.state.update(best_loss=criterion, best_epoch=epoch, bad_epochs=0)
+        run.best_weights = _copy_state(run.model)
+    else:
+        run.state["bad_epochs"] += 1
+    run.state["epoch"] = epoch
+    run.history["epochs"].append(
+        {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "seconds": time.time() - started,
+        }
+    )
+    run.history["stopped_early"] = patience is not None and run.state["bad_epochs"] >= patience
 
 
 def finish(checkpoint_path: Path) -> None:
@@ -261,45 +310,6 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(seed * 100_003 + epoch)
     entropy = np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]
     return torch.Generator().manual_seed(int(entropy))
-
-
-def rng_state() -> dict:
-    """The global torch random state (CPU and, where present, CUDA), for a checkpoint."""
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state) -> None:
-    """Restore a state from `rng_state` (or a bare CPU state from older checkpoints)."""
-    if isinstance(state, torch.Tensor):
-        torch.set_rng_state(state)
-        return
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, settings_hash: str, payload: dict) -> None:
-    """Write `payload`, the settings hash and the random state to `path`, atomically.
-
-    A kill mid-save leaves the previous checkpoint intact.
-    """
-    payload = {**payload, "settings_hash": settings_hash, "rng": rng_state()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path, settings_hash: str) -> dict | None:
-    """The checkpoint at `path` if it was made with the same settings, else None."""
-    if not path.exists():
-        return None
-    saved = load_torch(path)  # weights_only: tensors and plain data, never code
-    if saved.get("settings_hash") != settings_hash:
-        log.warning("ignoring %s: made with other settings", path)
-        return None
-    return saved
 
 
 def _copy_state(model: nn.Module) -> dict:

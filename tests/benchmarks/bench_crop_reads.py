@@ -41,12 +41,9 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from cellbench.crops.dataset import (  # noqa: E402
-    ChunkShuffleSampler,
-    CropDataset,
-    normalise_crop,
-)
+from cellbench.crops.dataset import ChunkShuffleSampler, CropDataset  # noqa: E402
 from cellbench.crops.extract import crop_spec  # noqa: E402
+from cellbench.crops.normalise import normalise_crop  # noqa: E402
 from cellbench.crops.store import write_crop_store  # noqa: E402
 
 CHANNELS = ["dapi", "actin", "marker"]

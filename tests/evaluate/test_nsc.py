@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellbench.config.schema import default_data_root
+from cellbench.config.data import default_data_root
 from cellbench.errors import CellbenchError
 from cellbench.evaluate.nsc import nsc_accuracy, nsc_command, read_profiles, treatment_profiles
 
