@@ -26,6 +26,7 @@ LAYERS = [
     "segment",
     "align",
     "data",
+    "allocation",
     "status",
     "io",
     "config",
