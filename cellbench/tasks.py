@@ -2,9 +2,11 @@
 
 `run_task` is what every executor calls (a local worker, the debug loop, a SLURM array
 element, `cellbench run` in a container). It skips a task that is done, takes the task's lock
-so that no second runner works on it at once, records ``running`` (host, pid, SLURM ids),
-removes what a killed earlier run left, calls the stage's runner, and records ``done``,
-``skipped`` (input missing) or ``failed`` with a one-line reason. It never raises for the
+so that no second runner works on it at once, fits the thread pools of PyTorch, BLAS and
+OpenMP to the task's CPU allocation (`cellbench.allocation.threads_bound`, restored after the
+task), records ``running`` (host, pid, SLURM ids, CPUs), removes what a killed earlier run
+left, calls the stage's runner, and records ``done``, ``skipped`` (input missing) or
+``failed`` with a one-line reason and the thread counts it ran with. It never raises for the
 task's own failure, so the other tasks of a stage go on.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import filelock
 
 from cellbench import stages
+from cellbench.allocation import current_binding, threads_bound
 from cellbench.config import Config
 from cellbench.errors import CellbenchError, InputMissing
 from cellbench.io.atomic import remove_leftovers, remove_leftovers_under
@@ -56,7 +59,9 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
     error (disk full, read-only folder) with the path and the error, a bug with its
     traceback. Either way the caller gets a `TaskResult` and other tasks go on. A task runs
     at most once at a time: a second caller (another array element, a second submit) finds
-    its lock held and skips it.
+    its lock held and skips it. The task's numerical libraries use the CPUs of its
+    allocation (`cellbench.allocation.task_cpus`), whatever the executor; the caller's thread
+    settings are restored when it returns.
     """
     if task not in list_tasks(config, stage):
         raise CellbenchError(
@@ -80,15 +85,16 @@ def run_task(config: Config, stage: str, task: str, force: bool = False) -> Task
     try:
         if not force and is_task_done(config, stage, task):  # done while we waited
             return TaskResult(stage, task, SKIPPED, "already done")
-        return _run_locked(config, stage, task, status_path, started)
+        with threads_bound() as cpus:
+            return _run_locked(config, stage, task, status_path, started, cpus)
     finally:
         lock.release()
 
 
 def _run_locked(
-    config: Config, stage: str, task: str, status_path: Path, started: float
+    config: Config, stage: str, task: str, status_path: Path, started: float, cpus: int
 ) -> TaskResult:
-    """Run a task whose lock this process holds; record how it ended."""
+    """Run a task whose lock this process holds, on `cpus` CPUs; record how it ended."""
     outputs = task_outputs(config, stage, task)
     common = {
         "stage": stage,
@@ -96,6 +102,7 @@ def _run_locked(
         "config_hash": task_hash(config, stage, task),
         "inputs": fingerprint(task_inputs(config, stage, task), config.results_root),
         "started": started,
+        "cpus": cpus,
     }
     try:
         write_status(status_path, state=RUNNING, **common)
@@ -124,12 +131,17 @@ def _run_locked(
 
 
 def _record_end(status_path: Path, common: dict, state: str, summary: str, **fields) -> TaskResult:
-    """Write a task's final status and return its result (failed when it cannot be written)."""
+    """Write a task's final status and return its result (failed when it cannot be written).
+
+    The status records the thread counts the task ended with (``threads``: CPUs, torch's
+    intra-op threads, each BLAS/OpenMP pool's).
+    """
     stage, task = common["stage"], common["task"]
     seconds = time.time() - common["started"]
     trace = fields.get("traceback") or ""
+    threads = current_binding(common["cpus"]).as_dict()
     try:
-        write_status(status_path, state=state, seconds=seconds, **common, **fields)
+        write_status(status_path, state=state, seconds=seconds, threads=threads, **common, **fields)
     except OSError as exc:
         return _failed_to_record(stage, task, exc, common["started"])
     details = fields.get("details") or {}

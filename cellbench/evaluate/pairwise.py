@@ -53,6 +53,7 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 
+from cellbench.allocation import task_cpus
 from cellbench.io.atomic import atomic_path
 from cellbench.models.classical import build_classifier
 
@@ -75,7 +76,7 @@ def pairwise_svm_accuracy(
     max_per_class: int | None = None,
     shuffle: bool = True,
     max_iter: int = 10_000,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
 ) -> pd.DataFrame:
     """Cross-validated linear-SVM accuracy for every pair of classes (and background class).
 
@@ -107,8 +108,10 @@ def pairwise_svm_accuracy(
         Shuffle before splitting into folds (the study did not).
     max_iter : int
         LinearSVC iteration limit; fits that reach it are logged.
-    n_jobs : int
-        Pairs scored in parallel (joblib); 1 runs them in this process.
+    n_jobs : int, optional
+        Pairs scored in parallel (joblib processes); 1 runs them in this process. Default:
+        the task's CPUs (`cellbench.allocation.task_cpus`). The table is the same for any
+        value.
 
     Returns
     -------
@@ -132,7 +135,7 @@ def pairwise_svm_accuracy(
             )
             if picked is not None:
                 jobs.append((keys, features[picked], labels[picked]))
-    scores = Parallel(n_jobs=n_jobs)(
+    scores = Parallel(n_jobs=task_cpus() if n_jobs is None else n_jobs)(
         delayed(_cross_validated_accuracy)(x, y, folds, seed, C, shuffle, max_iter)
         for _, x, y in jobs
     )

@@ -1,4 +1,13 @@
-"""The debug executor: every task in this process, one after the other (pdb works)."""
+"""The debug executor: every task in this process, one after the other (pdb works).
+
+Threads: each task's `run_task` binds the thread pools to the CPUs of this process's
+allocation (`cellbench.allocation.task_cpus`: the affinity mask, or the SLURM job's
+``--cpus-per-task`` inside one) and restores them when the task ends: the thread variables,
+the BLAS/OpenMP limits and torch's intra-op threads are as before. So a debug run inside a
+SLURM job uses the job's CPUs, and the calling process (a notebook, pytest) is not left
+shrunk; a library first imported during a task keeps the size it read then (the allocation),
+and torch's inter-op threads are never changed here (torch allows setting them only once).
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 submitit's LocalExecutor starts every job at once; here a process pool runs at most
 `execution.local_workers` tasks at a time, each through the same `run_task` as on a cluster.
-Each worker gets an even share of the cores for its numerical libraries.
+Each worker gets an even share of the submitting process's CPUs (`task_cpus`: the machine's,
+or the SLURM job's when the local executor runs inside one) in ``CELLBENCH_TASK_CPUS``, which
+the task's `run_task` binds its thread pools to, and its thread variables from the start.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
+from cellbench.allocation import LOCAL_SHARE, bind_threads, task_cpus
 from cellbench.config import Config
 from cellbench.execution.base import Job, Outcome, RunOptions
 from cellbench.execution.plan import StagePlan
@@ -26,7 +29,6 @@ from cellbench.stages import task_hash
 from cellbench.status import FAILED, read_status, write_status
 from cellbench.tasks import TaskResult, run_task
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
@@ -45,8 +47,7 @@ def run_tasks(
     if not tasks:
         return []
     workers = min(config.execution.local_workers, len(tasks))
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    env = {name: os.environ.get(name, threads) for name in _THREAD_VARIABLES}
+    env = {LOCAL_SHARE: str(worker_share(workers))}
     results: list[TaskResult] = []
     pending = list(tasks)
     while pending:
@@ -100,9 +101,15 @@ def _started_since(config: Config, stage: str, task: str, since: float) -> bool:
     return float(status.get("started") or 0) >= since
 
 
+def worker_share(workers: int) -> int:
+    """CPUs of each of `workers` workers: an even share of this process's, at least 1."""
+    return max(1, task_cpus() // workers)
+
+
 def _init_worker(env: dict[str, str]) -> None:
-    """Set thread counts and logging in a fresh worker process; die with the parent."""
+    """Set the worker's CPU share, thread pools and logging; die with the parent."""
     os.environ.update(env)
+    bind_threads()  # the worker is the task's: its pools, and its children's, from the start
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _die_with_parent()
 

@@ -5,6 +5,11 @@ stage pending forever. Each task checks its own inputs instead and records ``ski
 missing``; the aggregate lists what is missing. Arrays longer than the cluster's MaxArraySize
 are split. Every task runs through `TaskRunner`, which submitit can checkpoint: on preemption
 or time limit the job is requeued and the task resumes (training from its last epoch).
+
+Threads follow the job's ``--cpus-per-task``: the sbatch script exports the thread variables
+from ``SLURM_CPUS_PER_TASK`` (`thread_setup`), so every library sizes its pools to the job from
+interpreter start, inside a container too (Apptainer passes the environment on), and the task
+binds the pools already loaded (`bind_threads`) before it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import submitit
 
+from cellbench.allocation import bind_threads, thread_variables
 from cellbench.config import ClusterProfile, Config, SlurmResources
 from cellbench.errors import CellbenchError, TaskFailed
 from cellbench.execution.base import (
@@ -51,7 +57,8 @@ class TaskRunner(submitit.helpers.Checkpointable):
     """
 
     def __call__(self, config: Config, stage: str, task: str, force: bool) -> TaskResult:
-        """Run the task; raise when it failed."""
+        """Run the task on the job's CPUs; raise when it failed."""
+        bind_threads()  # this process is the task's: SLURM_CPUS_PER_TASK
         result = run_task(config, stage, task, force=force)
         if result.state == FAILED:
             raise TaskFailed(f"{stage}/{task} failed: {result.message}")
@@ -92,6 +99,7 @@ def sbatch_parameters(
         "array_parallelism": profile.array_parallelism,
         "signal_delay_s": profile.signal_delay_s,
         "stderr_to_stdout": False,
+        "setup": thread_setup(),
     }
     optional = {
         "partition": resources.partition,
@@ -104,6 +112,20 @@ def sbatch_parameters(
     }
     parameters.update({key: value for key, value in optional.items() if value is not None})
     return parameters
+
+
+def thread_setup() -> list[str]:
+    """Lines of the sbatch script that size every thread pool to the job's CPUs.
+
+    Set before Python starts, they hold for every library and child process of the task,
+    whether or not it imports them before `bind_threads` runs.
+
+    Examples
+    --------
+    >>> thread_setup()[0]
+    'export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}'
+    """
+    return [f"export {name}=${{SLURM_CPUS_PER_TASK:-1}}" for name in thread_variables(1)]
 
 
 def available(config: Config) -> bool:

@@ -57,6 +57,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from cellbench.allocation import task_cpus
 from cellbench.models.crop_pixels import flatten_crops
 from cellbench.models.persist import load_sklearn, save_sklearn
 from cellbench.models.registry import Prediction
@@ -81,16 +82,19 @@ def _random_forest(
     n_estimators: int = 200,
     max_depth: int | None = None,
     min_samples_leaf: int = 1,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
 ) -> RandomForestClassifier:
-    """`RandomForestClassifier`; `n_jobs` parallel workers."""
+    """`RandomForestClassifier`; `n_jobs` threads (None: the task's CPUs, `task_cpus`).
+
+    The forest is the same for any `n_jobs` (each tree draws from `seed`).
+    """
     return RandomForestClassifier(
         n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
         class_weight=class_weight,
         random_state=seed,
-        n_jobs=n_jobs,
+        n_jobs=task_cpus() if n_jobs is None else n_jobs,
     )
 
 
@@ -183,7 +187,7 @@ def classical_inputs(params, data: ModelData) -> np.ndarray:
     """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both."""
     if not params.reads_crops:  # features, or another model's embeddings
         return data.features
-    crops = flatten_crops(data.crops, params.size_px)
+    crops = flatten_crops(data.crops.to_array(), params.size_px)  # in memory: scikit-learn
     return np.hstack([data.features, crops]) if params.reads_features else crops
 
 

@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from cellbench.allocation import task_cpus  # noqa: E402
+
 # Fewer points than this are laid out by PCA instead: UMAP needs a neighbourhood graph.
 MIN_UMAP_POINTS = 4
 
@@ -46,9 +48,10 @@ def _import_umap():
 def umap_embedding(
     features: np.ndarray,
     *,
-    seed: int = 0,
+    seed: int | None = 0,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
     """2-D UMAP coordinates of (N, D) features, seeded.
 
@@ -56,11 +59,15 @@ def umap_embedding(
     ----------
     features : (N, D) ndarray of float
         One row per cell; finite.
-    seed : int
-        UMAP's random_state (it then runs single-threaded, so results repeat).
+    seed : int or None
+        UMAP's random_state: with a seed UMAP runs single-threaded, so results repeat; None
+        lets it run on `n_jobs` threads, drawing a different picture each time.
     n_neighbors : int
         Reduced to N - 1 when there are fewer points.
     min_dist : float
+    n_jobs : int, optional
+        UMAP's threads when `seed` is None (with a seed UMAP allows only 1). Default: the
+        task's CPUs (`cellbench.allocation.task_cpus`).
 
     Returns
     -------
@@ -80,9 +87,16 @@ def umap_embedding(
         n_neighbors=min(n_neighbors, len(x) - 1),
         min_dist=min_dist,
         random_state=seed,
-        n_jobs=1,
+        n_jobs=_umap_threads(seed, n_jobs),
     )
     return np.asarray(reducer.fit_transform(x), dtype=float)
+
+
+def _umap_threads(seed: int | None, n_jobs: int | None) -> int:
+    """UMAP's `n_jobs`: 1 when seeded (UMAP would override any other value with a warning)."""
+    if seed is not None:
+        return 1
+    return task_cpus() if n_jobs is None else n_jobs
 
 
 def embedding_figure(
