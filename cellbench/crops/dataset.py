@@ -3,7 +3,11 @@
 A `CropDataset` is an experiment-level reader over per-plate crop stores (see
 `cellbench.crops.store`): it builds one table of the selected cells from each store's `/cells`
 and reads one crop per item, without copying the stores. Raw uint16 stays in the stores;
-normalisation, channel selection and resizing happen when an item is read.
+normalisation, channel selection and resizing happen when an item is read. A batch of items
+(`CropDataset.__getitems__`, which a ``DataLoader`` with a batch sampler calls) is read with
+one HDF5 call per run of neighbouring rows and normalised at once, into one batch tensor that
+`cellbench.models.loaders.collate_crops` passes on without a copy; its items equal those read
+one by one.
 
 HDF5 files are opened lazily, once per process, on first access, so the dataset works with a
 ``DataLoader(num_workers > 0)`` under both ``fork`` and ``spawn``: a forked worker never uses
@@ -28,7 +32,12 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset, Sampler
 
-from cellbench.crops.normalise import NORMALISE_MODES, Normalise, normalise_crop
+from cellbench.crops.normalise import (
+    NORMALISE_MODES,
+    Normalise,
+    normalise_crop,
+    normalise_crops,
+)
 from cellbench.crops.store import read_cells
 
 __all__ = ["NORMALISE_MODES", "ChunkShuffleSampler", "CropDataset", "Normalise", "normalise_crop"]
@@ -221,6 +230,55 @@ class CropDataset(Dataset):
             image = self.transform(image)
         return image, int(self._label[i]), str(self._cell_id[i])
 
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int, str]]:
+        """Items `indices` as `__getitem__` gives them one by one, read a batch at a time.
+
+        PyTorch's batched fetch (a ``DataLoader`` with a batch sampler calls it). Per store,
+        the rows are sorted and each run of consecutive rows is read with one HDF5 call, then
+        the batch is normalised at once, straight into one (N, C, S, S) float32 tensor in the
+        requested order (in shared memory inside a worker process, so that sending it to the
+        training process copies nothing). Without a `transform`, the images are the rows of
+        that tensor: `cellbench.models.loaders.collate_crops` returns it without a copy.
+        """
+        positions = self._positions(indices)
+        images = _new_batch((len(positions), len(self.channel_names), self.size, self.size))
+        out = images.numpy()
+        stores = self._store_index[positions]
+        for store in np.unique(stores):
+            where = np.flatnonzero(stores == store)
+            self._read_into(int(store), self._row[positions[where]], where, out)
+        items = list(images) if self.transform is None else [self.transform(x) for x in images]
+        labels, cell_ids = self._label[positions], self._cell_id[positions]
+        return [
+            (image, int(label), str(cell_id))
+            for image, label, cell_id in zip(items, labels, cell_ids, strict=True)
+        ]
+
+    def _positions(self, indices: Sequence[int]) -> np.ndarray:
+        """`indices` as an intp array of items, negative ones counted from the end."""
+        given = np.asarray([int(i) for i in indices], dtype=np.intp)
+        positions = np.where(given < 0, given + len(self), given)
+        bad = given[(positions < 0) | (positions >= len(self))]
+        if bad.size:
+            raise IndexError(f"index {int(bad[0])} out of range for {len(self)} crops")
+        return positions
+
+    def _read_into(self, store: int, rows: np.ndarray, where: np.ndarray, out: np.ndarray) -> None:
+        """Read `rows` of `store` and write them, normalised, into ``out[where]``."""
+        unique, inverse = np.unique(rows, return_inverse=True)
+        raw = _read_rows(self._images(store), unique)
+        if self.channels is not None:
+            raw = raw[:, self.channels]
+        options = {"percentiles": self.percentiles, "plate_range": self._plate_range[store]}
+        if raw.shape[-1] == self.size:
+            take = np.full(len(out), -1, dtype=np.intp)
+            take[where] = inverse
+            normalise_crops(raw, self.normalise, out=out, take=take, **options)
+            return
+        image = torch.from_numpy(normalise_crops(raw, self.normalise, take=inverse, **options))
+        size = (self.size, self.size)
+        out[where] = F.interpolate(image, size=size, mode="bilinear", antialias=True).numpy()
+
     def _images(self, store: int) -> h5py.Dataset:
         """The images dataset of a store, opened once in this process."""
         handles = self._handles.setdefault(os.getpid(), {})
@@ -245,6 +303,40 @@ class CropDataset(Dataset):
             f"{len(self.channel_names)} x {self.size} x {self.size}, "
             f"normalise={self.normalise!r}, classes={self.classes})"
         )
+
+
+def _new_batch(shape: tuple[int, ...]) -> torch.Tensor:
+    """An empty float32 tensor of `shape`; in shared memory inside a DataLoader worker.
+
+    As ``default_collate`` allocates its batches, so that the worker's result reaches the
+    training process without being copied into shared memory first.
+    """
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.float32)
+    numel = int(np.prod(shape))
+    like = torch.empty(0, dtype=torch.float32)
+    storage = like._typed_storage()._new_shared(numel, device=like.device)
+    return like.new(storage).resize_(*shape)
+
+
+def _read_rows(images: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), ...) array of sorted unique `rows` of `images`, one HDF5 call per run.
+
+    A run of consecutive rows is read straight into its place in the result (one hyperslab);
+    a lone row goes through h5py's fast path for one index.
+    """
+    raw = np.empty((len(rows), *images.shape[1:]), dtype=images.dtype)
+    starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
+    ends = np.r_[starts[1:], len(rows)]
+    space = images.id.get_space()
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if end - start == 1:
+            raw[start] = images[int(rows[start])]
+            continue
+        shape = (end - start, *images.shape[1:])
+        space.select_hyperslab((int(rows[start]),) + (0,) * (len(shape) - 1), shape)
+        images.id.read(h5py.h5s.create_simple(shape), space, raw[start:end])
+    return raw
 
 
 def _check_options(
