@@ -192,6 +192,18 @@ class TrainingConfig(StrictModel):
         "cosine: anneal it to 0 over the epochs; none: keep it",
     )
     patience: int | None = Field(10, ge=1, description="early stopping; null: never")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with gradient "
+        "scaling); fp32: none. The CPU always trains in fp32",
+    )
+    loader_workers: int | None = Field(
+        None,
+        ge=0,
+        exclude=True,  # how crops are read, not what is learnt: outside the settings hash
+        description="processes reading crops from the crop stores; null: the task's CPUs "
+        "minus one (0: the training process reads)",
+    )
 
 
 class _TorchTraining(_Split, TrainingConfig):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ import pandas as pd
 
 from cellbench.config import ModelConfig
 from cellbench.evaluate.metrics import classification_metrics
+from cellbench.features.crops import CHUNK_CROPS
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
 from cellbench.models.registry import implementation
@@ -29,6 +32,10 @@ from cellbench.splits import TEST
 
 log = logging.getLogger(__name__)
 
+# Test cells scored per `reconstruct` call: the crops made and read are in memory one chunk at
+# a time (a multiple of the crops `measure_crops` tiles per mosaic, so chunking never changes
+# what the generated crops measure).
+RECONSTRUCTION_CHUNK = 4 * CHUNK_CROPS
 EMBEDDING_METRIC_CELLS = 2000  # silhouette and mAP on at most this many test cells
 MAP_NULL_SIZE = 1000
 
@@ -89,8 +96,8 @@ def evaluate_model(
         result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
         result.update(_nsc(data.cells[test], embeddings[test]))
     if params.gives_crops:
-        made = model.reconstruct(params, data, test, seed=seed, paths=paths)
-        result.update(_reconstruction(data, made, test, channels, params.reads_features))
+        make = partial(model.reconstruct, params, data, seed=seed, paths=paths)  # make(rows)
+        result.update(_reconstruction(data, make, test, channels, params.reads_features))
     if params.gives_gradcam:
         result.update(model.explain(params, data, test, info["classes"], seed=seed, paths=paths))
 
@@ -170,43 +177,70 @@ def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
 
 
 def _reconstruction(
-    data: ModelData, made: np.ndarray, test, channels: list[str], from_features: bool
+    data: ModelData,
+    make: Callable[[np.ndarray], np.ndarray],
+    test: np.ndarray,
+    channels: list[str],
+    from_features: bool,
 ) -> dict:
     """MSE and SSIM of the test crops a model made (reconstructed or generated).
 
-    Crops generated from features (`from_features`, CP2Image) are also measured and compared
-    with the features that made them.
+    The test cells are scored `RECONSTRUCTION_CHUNK` at a time: ``make(rows)`` gives the
+    (n, C, S, S) crops of the cells at positions `rows`, which are read beside them, so
+    memory stays bounded however many test cells there are. Crops generated from features
+    (`from_features`, CP2Image) are also measured and compared with the features that made
+    them.
     """
     from cellbench.evaluate.reconstruction import reconstruction_mse, reconstruction_ssim
 
-    crops = data.crops[test]
+    rows = np.flatnonzero(test)
+    mse, ssim, measured = [], [], []
+    for start in range(0, len(rows), RECONSTRUCTION_CHUNK):
+        chunk = rows[start : start + RECONSTRUCTION_CHUNK]
+        made = make(chunk)
+        crops = data.crops[chunk].to_array()
+        mse.append(reconstruction_mse(crops, made))
+        ssim.append(reconstruction_ssim(crops, made.clip(0, 1), data_range=1.0))
+        if from_features:
+            measured.append(_measure_generated(made, channels))
+    if not mse:  # no test cell
+        return {"reconstruction_mse": float("nan"), "ssim": float("nan")}
     result = {
-        "reconstruction_mse": float(reconstruction_mse(crops, made).mean()),
-        "ssim": float(reconstruction_ssim(crops, made.clip(0, 1), data_range=1.0).mean()),
+        "reconstruction_mse": float(np.concatenate(mse).mean()),
+        "ssim": float(np.concatenate(ssim).mean()),
     }
     if from_features:
-        result.update(_generated_feature_correlation(data, made, test, channels))
+        result.update(_generated_feature_correlation(data, measured, test))
     return result
 
 
+def _measure_generated(made: np.ndarray, channels: list[str]) -> pd.DataFrame:
+    """Whole-cell features of generated (n, C, S, S) crops, measured like pre-cut crops.
+
+    Their centre cell is segmented (the first channel the nucleus, the others the cell).
+    """
+    from cellbench.config import FeaturesConfig
+    from cellbench.features.crops import measure_crops
+
+    features = FeaturesConfig(regions=["Cell"], texture=None)
+    return measure_crops(
+        made, channels, features, nucleus_channel=channels[0], cell_channels=channels[1:]
+    )
+
+
 def _generated_feature_correlation(
-    data: ModelData, made: np.ndarray, test, channels: list[str]
+    data: ModelData, measured: list[pd.DataFrame], test: np.ndarray
 ) -> dict:
     """Correlation between intensity features of generated crops and those that made them.
 
-    Generated crops are measured like pre-cut crops (their centre cell segmented), the
-    input features come from the fields; Pearson's r per feature is scale-free, so the two
+    `measured` holds the features of the generated test crops, chunk by chunk; the input
+    features come from the fields. Pearson's r per feature is scale-free, so the two
     measurement contexts compare.
     """
-    from cellbench.config import FeaturesConfig
     from cellbench.evaluate.reconstruction import feature_correlation_summary
-    from cellbench.features.crops import measure_crops
     from cellbench.features.select import select_columns
 
-    features = FeaturesConfig(regions=["Cell"], texture=None)
-    measured = measure_crops(
-        made, channels, features, nucleus_channel=channels[0], cell_channels=channels[1:]
-    )
+    measured = pd.concat(measured, ignore_index=True)
     intensities = select_columns(measured.columns, groups=["Intensity"], regions=["Cell"])
     names = [c for c in intensities if c in data.feature_names]
     target = pd.DataFrame(data.features[test], columns=data.feature_names)[names]

@@ -5,7 +5,9 @@ linear layer to a (4 x 4) map and ``log2(S / 4)`` upsampling blocks. It is train
 pixel loss (MSE) alone, with `fit`, or with an added discriminator feature-matching loss
 (Salimans et al. 2016): a small convolutional discriminator learns to tell real crops from
 generated ones, and the generator matches the batch means of its intermediate features on
-real and generated crops. The adversarial loop checkpoints every epoch like `fit`.
+real and generated crops. The adversarial loop checkpoints every epoch like `fit` and reads
+its batches the same way (`cellbench.models.loaders`: crops from the stores by workers, an
+order fixed by seed and epoch); it always trains in float32 (``precision`` applies to `fit`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from cellbench.models.loaders import EpochBatches, evaluation_batches, to_device
 from cellbench.models.training import (
     FitSettings,
-    epoch_generator,
     fit,
     load_checkpoint,
     make_optimizer,
@@ -162,13 +164,24 @@ def train_cp2image(
     history["resumed_from"].append(state["epoch"])
 
     models = (generator, discriminator, opt_g, opt_d)
+    if settings.training.precision != "fp32":
+        log.info("the adversarial CP2Image loop trains in fp32 (precision applies to fit)")
+    batches = EpochBatches(
+        train,
+        settings.training.batch_size,
+        shuffle=True,
+        seed=settings.seed,
+        drop_last=False,
+        device=device,
+        workers=settings.training.loader_workers,
+    )
     while state["epoch"] < settings.training.epochs:
         started, epoch = time.time(), state["epoch"] + 1
         losses = _adversarial_epoch(
-            *models, train, settings, epoch, device, feature_matching_weight, distance
+            *models, batches.epoch(epoch), device, feature_matching_weight, distance
         )
         val_loss = (
-            _mean_pixel_loss(generator, validation, settings.training.batch_size, device)
+            _mean_pixel_loss(generator, validation, settings, device)
             if validation is not None
             else None
         )
@@ -190,27 +203,22 @@ def train_cp2image(
         }
         save_checkpoint(checkpoint_path, settings.settings_hash, payload)
         log.info("epoch %d: %s", epoch, row)
+    batches.close()
     generator.load_state_dict(best)
     history["best_epoch"] = state["best_epoch"]
     return history
 
 
 def _adversarial_epoch(
-    generator, discriminator, opt_g, opt_d, data, settings, epoch, device, weight, distance
+    generator, discriminator, opt_g, opt_d, loader, device, weight, distance
 ) -> dict:
-    """One pass: a discriminator step, then a generator step, per batch. Mean losses."""
+    """One pass over `loader`: a discriminator step, then a generator step, per batch."""
     generator.train()
     discriminator.train()
-    loader = DataLoader(
-        data,
-        batch_size=settings.training.batch_size,
-        shuffle=True,
-        generator=epoch_generator(settings.seed, epoch),
-    )
     sums = {"train_loss": 0.0, "feature_matching": 0.0, "discriminator": 0.0}
     count = 0
     for features, crops in loader:
-        features, crops = features.to(device), crops.to(device)
+        features, crops = to_device(features, device), to_device(crops, device)
         fake = generator(features)
         real_logit, _ = discriminator(crops)
         fake_logit, _ = discriminator(fake.detach())
@@ -238,12 +246,16 @@ def _adversarial_epoch(
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-def _mean_pixel_loss(generator, data, batch_size, device) -> float:
+def _mean_pixel_loss(generator, data, settings: FitSettings, device) -> float:
+    """Mean pixel loss of the generator on `data` (validation), in one ordered pass."""
     generator.eval()
     total, count = 0.0, 0
+    batches = evaluation_batches(
+        data, settings.training.batch_size, device, settings.training.loader_workers
+    )
     with torch.no_grad():
-        for features, crops in DataLoader(data, batch_size=batch_size):
-            loss = pixel_loss(generator(features.to(device)), crops.to(device))
+        for features, crops in batches:
+            loss = pixel_loss(generator(to_device(features, device)), to_device(crops, device))
             total += loss.item() * len(crops)
             count += len(crops)
     return total / max(count, 1)

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
 from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
 from cellbench.models.cp2image import CP2ImageGenerator, Discriminator, train_cp2image
+from cellbench.models.crop_rows import CropRows, as_crop_rows
 from cellbench.models.persist import load_torch
 from cellbench.models.registry import Prediction
 from cellbench.models.standardise import Standardisation, fit_standardisation
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 def train_generator(
     params,
     features: dict[str, np.ndarray],
-    images: dict[str, np.ndarray],
+    images: dict[str, CropRows | np.ndarray],
     *,
     training: TrainingConfig,
     seed: int,
@@ -55,25 +56,25 @@ def train_generator(
     ----------
     params : CP2ImageModel
     features : dict of {split: (N, F) float array}
-    images : dict of {split: (N, C, S, S) float32 array}
-        The target crops, S = 4 x a power of two.
+    images : dict of {split: CropRows or (N, C, S, S) float32 array}
+        The target crops, S = 4 x a power of two; crops from the stores stream a batch at a
+        time.
     training : TrainingConfig
         The optimisation settings (a `CP2ImageModel` entry is one). Augmentation is never
         used (it would break the feature-to-pixel correspondence).
     """
     stats = fit_standardisation(features["train"])
     torch.manual_seed(seed)
-    crops = images["train"]
-    generator = CP2ImageGenerator(features["train"].shape[1], crops.shape[1], crops.shape[-1])
-    discriminator = (
-        Discriminator(crops.shape[1], crops.shape[-1]) if params.feature_matching else None
-    )
+    crops = {split: as_crop_rows(x, f"images[{split!r}]") for split, x in images.items()}
+    shape = crops["train"].shape
+    generator = CP2ImageGenerator(features["train"].shape[1], shape[1], shape[-1])
+    discriminator = Discriminator(shape[1], shape[-1]) if params.feature_matching else None
 
-    def dataset(split: str) -> TensorDataset | None:
+    def dataset(split: str) -> Dataset | None:
         if len(features.get(split, [])) == 0:
             return None
         x = torch.from_numpy(stats.apply(features[split]).astype(np.float32))
-        return TensorDataset(x, torch.from_numpy(np.ascontiguousarray(images[split])))
+        return FeaturesToCrops(x, crops[split].dataset())
 
     settings = FitSettings(training, seed, settings_hash)
     history = train_cp2image(
@@ -90,6 +91,36 @@ def train_generator(
         torch.save(payload, tmp)
     finish(Path(checkpoint_path))
     return history
+
+
+class FeaturesToCrops(Dataset):
+    """Items ``(features, crop)``: a cell's standardised (F,) features and its crop.
+
+    Parameters
+    ----------
+    features : (N, F) float32 Tensor
+    crops : Dataset
+        N items ``(crop,)`` (`CropRows.dataset`); ``reads_files`` is theirs, so crops from
+        the stores are read by loader workers.
+    """
+
+    def __init__(self, features: torch.Tensor, crops: Dataset) -> None:
+        if len(features) != len(crops):
+            raise ValueError(f"{len(features)} feature rows for {len(crops)} crops")
+        self.features, self.crops = features, crops
+        self.reads_files = bool(getattr(crops, "reads_files", False))
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[i], self.crops[i][0]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Items of a batch, the crops read in one call where their dataset batches reads."""
+        batched = getattr(self.crops, "__getitems__", None)
+        items = batched(indices) if batched is not None else [self.crops[i] for i in indices]
+        return [(self.features[i], item[0]) for i, item in zip(indices, items, strict=True)]
 
 
 def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -139,5 +170,8 @@ def predict(
 def reconstruct(
     params: CP2ImageModel, data: ModelData, rows: np.ndarray, *, seed: int, paths: ResultsPaths
 ) -> np.ndarray:
-    """(n, C, S, S) crops generated from the features of the cells `rows`."""
+    """(n, C, S, S) crops generated from the features of the cells `rows` (mask or positions).
+
+    The result is in memory: callers with many cells pass them a chunk at a time.
+    """
     return generate(paths.torch_model_file(params.name, seed), data.features[rows])

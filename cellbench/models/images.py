@@ -1,9 +1,10 @@
 """Train image models (ResNet classifier, VAE) on crops, save, load, embed and predict.
 
-Crops come in as (N, C, H, W) float32 arrays, already normalised, split into ``train`` and
-``val`` like the feature models. A saved model file holds the weights and the constructor
-arguments as plain data (read back with ``torch.load(weights_only=True)``), so prediction
-needs nothing but the file.
+Crops come in as `CropRows` (read from the crop stores a batch at a time, by DataLoader
+workers; `cellbench.models.crop_rows`) or as (N, C, H, W) float32 arrays in memory, already
+normalised, split into ``train`` and ``val`` like the feature models. A saved model file
+holds the weights and the constructor arguments as plain data (read back with
+``torch.load(weights_only=True)``), so prediction needs nothing but the file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
 from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
 from cellbench.models.augment import make_augment
+from cellbench.models.crop_rows import CropRows, as_crop_rows
+from cellbench.models.loaders import loader_workers
 from cellbench.models.persist import load_torch
 from cellbench.models.resnet import build_resnet, resnet_from_arguments
 from cellbench.models.training import FitSettings, class_weights, finish, fit, predict_batches
@@ -37,8 +40,15 @@ def image_fit_settings(
     )
 
 
+# Crops the Bernoulli decoder's scaling is fitted on, at most (a seeded sample of the training
+# crops; all of them when fewer): 512 crops of 68 x 68 give 2.4 million pixels per channel.
+SCALING_CROPS = 512
+
+Crops = CropRows | np.ndarray
+
+
 def train_image_classifier(
-    images: dict[str, np.ndarray],
+    images: dict[str, Crops],
     labels: dict[str, np.ndarray],
     classes: list[str],
     *,
@@ -56,7 +66,7 @@ def train_image_classifier(
 
     Parameters
     ----------
-    images : dict of {split: (N, C, H, W) float32 array}
+    images : dict of {split: CropRows or (N, C, H, W) float32 array}
     labels : dict of {split: (N,) array of class names}
     classes : list of str
         Output order of the logits.
@@ -80,7 +90,8 @@ def train_image_classifier(
     dict
         The training history (see `fit`).
     """
-    train = _check_images(images["train"], "images['train']")
+    crops = {split: as_crop_rows(x, f"images[{split!r}]") for split, x in images.items()}
+    train = crops["train"]
     index = {name: i for i, name in enumerate(classes)}
     targets = {split: _class_indices(labels[split], index, split) for split in labels}
     torch.manual_seed(seed)
@@ -88,11 +99,10 @@ def train_image_classifier(
     weights = class_weights(targets["train"], len(classes)) if balanced else None
     loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
 
-    def dataset(split: str) -> TensorDataset | None:
+    def dataset(split: str) -> Dataset | None:
         if len(labels.get(split, [])) == 0:
             return None
-        x = _check_images(images[split], f"images[{split!r}]")
-        return TensorDataset(torch.from_numpy(x), torch.from_numpy(targets[split]))
+        return crops[split].dataset(torch.from_numpy(targets[split]))
 
     history = fit(
         model,
@@ -114,7 +124,7 @@ def train_image_classifier(
 
 
 def train_vae(
-    images: dict[str, np.ndarray],
+    images: dict[str, Crops],
     *,
     training: TrainingConfig,
     augment: bool,
@@ -132,9 +142,10 @@ def train_vae(
 
     Parameters
     ----------
-    images : dict of {split: (N, C, S, S) float32 array}
+    images : dict of {split: CropRows or (N, C, S, S) float32 array}
         S divisible by ``2 ** depth``. For a Bernoulli decoder the crops are scaled per
-        channel to [0, 1] from the training crops' 0.5 and 99.5 percentiles.
+        channel to [0, 1] from the 0.5 and 99.5 percentiles of the training crops (of a
+        seeded sample of `SCALING_CROPS` of them where there are more).
     training, augment, seed, settings_hash, model_path, checkpoint_path
         As in `train_image_classifier`.
     latent_dim, depth, width, beta, decoder
@@ -145,18 +156,19 @@ def train_vae(
     dict
         The training history (see `fit`).
     """
-    train = _check_images(images["train"], "images['train']")
+    crops = {split: as_crop_rows(x, f"images[{split!r}]") for split, x in images.items()}
+    train = crops["train"]
     if train.shape[2] != train.shape[3]:
         raise ValueError(f"the VAE needs square crops, got H, W = {train.shape[2:]}")
     torch.manual_seed(seed)
     model = ConvVAE(train.shape[1], train.shape[2], latent_dim, depth, width, decoder)
     if decoder == "bernoulli":
-        model.fit_scaling(train)
+        model.fit_scaling(scaling_sample(train, seed, training.loader_workers))
 
-    def dataset(split: str) -> TensorDataset | None:
-        if len(images.get(split, [])) == 0:
+    def dataset(split: str) -> Dataset | None:
+        if split not in crops or len(crops[split]) == 0:
             return None
-        return TensorDataset(torch.from_numpy(_check_images(images[split], f"images[{split!r}]")))
+        return crops[split].dataset()
 
     history = fit(
         model,
@@ -189,20 +201,45 @@ def load_image_model(path: Path) -> tuple[nn.Module, dict]:
     return model, metadata
 
 
-def embed_images(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def scaling_sample(crops: CropRows, seed: int, workers: int | None = None) -> np.ndarray:
+    """The training crops a Bernoulli VAE's scaling is fitted on: all, or `SCALING_CROPS`.
+
+    Returns
+    -------
+    (n, C, S, S) float32 ndarray
+        n = min(N, SCALING_CROPS) crops, a seeded sample in row order where N is larger, so
+        memory stays bounded however many cells there are.
+    """
+    if len(crops) <= SCALING_CROPS:
+        return crops.to_array(workers=_workers(crops, workers))
+    keep = np.sort(np.random.default_rng(seed).choice(len(crops), SCALING_CROPS, replace=False))
+    return crops.subset(keep).to_array(workers=_workers(crops, workers))
+
+
+def embed_images(
+    model: nn.Module, images: Crops, batch_size: int = 256, workers: int | None = None
+) -> np.ndarray:
     """(N, C, H, W) crops -> (N, D) float32 embeddings (``model.embed``), on the model's device.
 
     The ResNet embedding is the pooled last stage; the VAE embedding is the latent mean.
+    Crops from the stores stream through `workers` processes (default: the CPUs minus one).
     """
-    x = torch.from_numpy(_check_images(images, "images"))
-    return predict_batches(model, x, batch_size, fn=model.embed).numpy()
+    dataset = as_crop_rows(images, "images").dataset()
+    return predict_batches(model, dataset, batch_size, fn=model.embed, workers=workers).numpy()
 
 
-def predict_images(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_images(
+    model: nn.Module, images: Crops, batch_size: int = 256, workers: int | None = None
+) -> np.ndarray:
     """(N, C, H, W) crops -> (N, K) class probabilities of a classifier (softmax of logits)."""
-    x = torch.from_numpy(_check_images(images, "images"))
-    logits = predict_batches(model, x, batch_size)
+    dataset = as_crop_rows(images, "images").dataset()
+    logits = predict_batches(model, dataset, batch_size, workers=workers)
     return torch.softmax(logits, dim=1).numpy()
+
+
+def _workers(crops: CropRows, workers: int | None) -> int:
+    """Workers of a one-pass read: none in memory, else `loader_workers(workers)`."""
+    return loader_workers(workers) if crops.reads_files else 0
 
 
 def _save(model_path: Path, kind: str, model: nn.Module, **extra) -> None:
@@ -215,14 +252,6 @@ def _save(model_path: Path, kind: str, model: nn.Module, **extra) -> None:
     }
     with atomic_path(model_path) as tmp:
         torch.save(payload, tmp)
-
-
-def _check_images(images: np.ndarray, name: str) -> np.ndarray:
-    """`images` as a contiguous float32 (N, C, H, W) array, or a ValueError naming it."""
-    images = np.ascontiguousarray(images, dtype=np.float32)
-    if images.ndim != 4:
-        raise ValueError(f"{name} must be (N, C, H, W), got shape {images.shape}")
-    return images
 
 
 def _class_indices(names: np.ndarray, index: dict[str, int], split: str) -> np.ndarray:

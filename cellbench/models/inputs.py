@@ -6,7 +6,8 @@ the cells found in both. Cells without a class (null, or empty: a well the layou
 list), or of class ``undefined`` (ground truth that no rule decided), are left out: they are
 never trained on nor scored; the unlabelled ones are counted (`ModelData.unlabelled_dropped`).
 Infinite feature values (a division by zero) become NaN here, so every model imputes them
-like an undefined feature.
+like an undefined feature. Crops are not read here: `ModelData.crops` names them
+(`cellbench.models.crop_rows.CropRows`), and each model reads them a batch at a time.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
 
-from cellbench.crops.dataset import CropDataset
 from cellbench.crops.store import read_cells
 from cellbench.errors import InputMissing
 from cellbench.features.measure import METADATA_PREFIX, metadata_column
 from cellbench.features.select import select_columns
 from cellbench.ground_truth import UNDEFINED
+
+if TYPE_CHECKING:  # imported where crops are read: a model on features never loads torch
+    from cellbench.models.crop_rows import CropRows
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,10 @@ class ModelData:
     features : (N, F) float32 ndarray or None
         Handcrafted features (NaN where undefined, infinite values included).
     feature_names : list of str
-    crops : (N, C, S, S) float32 ndarray or None
-        Crops scaled per plate and channel to [0, 1] (the store's plate statistics).
+    crops : CropRows or None
+        (N, C, S, S) float32 crops scaled per plate and channel to [0, 1] (the store's plate
+        statistics), unread: ``crops.dataset()`` streams them, ``crops[mask]`` selects cells.
+        An (N, C, S, S) array given here is wrapped in a `CropRows`.
     unlabelled_dropped : int
         Cells left out because their class is null or empty.
     """
@@ -54,8 +58,14 @@ class ModelData:
     labels: np.ndarray
     features: np.ndarray | None = None
     feature_names: list[str] | None = None
-    crops: np.ndarray | None = None
+    crops: CropRows | None = None
     unlabelled_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crops is not None:
+            from cellbench.models.crop_rows import as_crop_rows
+
+            self.crops = as_crop_rows(self.crops)
 
 
 def load_model_data(
@@ -105,15 +115,17 @@ def load_model_data(
         data.feature_names = names
         data.features = _finite_or_nan(table[names].to_numpy(dtype=np.float32))
     if params.reads_crops:
-        data.crops = read_crop_rows(
-            crop_stores, params.crop_kind, table["_crop_index"].to_numpy(), params.size_px
+        from cellbench.models.crop_rows import CropRows
+
+        data.crops = CropRows.from_stores(
+            crop_stores, params.crop_kind, params.size_px, table["_crop_index"].to_numpy()
         )
     log.info(
         "%s: %d labelled cells, %s features, crops %s",
         params.name,
         len(table),
         len(data.feature_names or []),
-        None if data.crops is None else data.crops.shape[1:],
+        None if data.crops is None else data.crops.shape[1:],  # known without reading
     )
     return data
 
@@ -141,14 +153,3 @@ def _crop_cells(stores: list[Path]) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True)
     table["_crop_index"] = np.arange(len(table))
     return table
-
-
-def read_crop_rows(stores: list[Path], kind: str, rows: np.ndarray, size_px: int) -> np.ndarray:
-    """Crops of `kind` at running indices `rows` (stores concatenated), as float32 (N, C, S, S).
-
-    Scaled to [0, 1] by the plate's statistics, so intensity differences between cells of
-    a plate survive (a per-crop scaling would erase them).
-    """
-    dataset = CropDataset(stores, kind, label_column=None, normalise="plate", size_px=size_px)
-    loader = DataLoader(torch.utils.data.Subset(dataset, rows.tolist()), batch_size=256)
-    return torch.cat([images for images, _, _ in loader]).numpy()

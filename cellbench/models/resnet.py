@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from cellbench.models.registry import Prediction
-from cellbench.models.training import by_split, run_arguments, save_history
+from cellbench.models.training import by_split, predict_batches, run_arguments, save_history
 
 if TYPE_CHECKING:
     from cellbench.config import ResNetModel
     from cellbench.models.inputs import ModelData
     from cellbench.paths import ResultsPaths
 
+PREDICT_BATCH = 256  # crops per batch when predicting and embedding
 DEPTHS = {18: ("basic", [2, 2, 2, 2]), 50: ("bottleneck", [3, 4, 6, 3])}
 
 
@@ -208,13 +209,30 @@ def train(
 def predict(
     params: ResNetModel, data: ModelData, split: np.ndarray, *, seed: int, paths: ResultsPaths
 ) -> Prediction:
-    """Class probabilities (softmax), the likeliest class and the embedding of every crop."""
-    from cellbench.models.images import embed_images, load_image_model, predict_images
+    """Class probabilities (softmax), the likeliest class and the embedding of every crop.
+
+    One pass over the crops gives both: the logits are the head applied to the embedding.
+    """
+    from cellbench.models.images import load_image_model
 
     model, saved = load_image_model(paths.torch_model_file(params.name, seed))
-    probabilities = predict_images(model, data.crops)
+    outputs = predict_batches(
+        model,
+        data.crops.dataset(),
+        PREDICT_BATCH,
+        fn=lambda x: _embedding_and_logits(model, x),
+        workers=params.loader_workers,
+    )
+    embeddings, logits = outputs[:, : model.embedding_size], outputs[:, model.embedding_size :]
+    probabilities = torch.softmax(logits, dim=1).numpy()
     predicted = np.asarray(saved["classes"])[probabilities.argmax(axis=1)]
-    return Prediction(predicted, probabilities, embed_images(model, data.crops))
+    return Prediction(predicted, probabilities, embeddings.numpy())
+
+
+def _embedding_and_logits(model: ResNet, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, D + K): the embedding, then the class logits made from it."""
+    embedding = model.embed(x)
+    return torch.cat([embedding, model.fc(embedding)], dim=1)
 
 
 def embed(params: ResNetModel, data: ModelData, *, seed: int, paths: ResultsPaths) -> np.ndarray:
@@ -222,7 +240,7 @@ def embed(params: ResNetModel, data: ModelData, *, seed: int, paths: ResultsPath
     from cellbench.models.images import embed_images, load_image_model
 
     model, _ = load_image_model(paths.torch_model_file(params.name, seed))
-    return embed_images(model, data.crops)
+    return embed_images(model, data.crops, PREDICT_BATCH, workers=params.loader_workers)
 
 
 def explain(
@@ -249,7 +267,7 @@ def explain(
     rows = np.arange(len(data.labels))[rows][: params.gradcam_cells]  # a mask or indices
     if len(rows) == 0:
         return {"gradcam": {}}
-    images = data.crops[rows]
+    images = data.crops[rows].to_array()  # `gradcam_cells` crops at most
     layer = model.layer4 if params.size_px >= 64 else model.layer3  # keep a map of >= 2 x 2
     targets = np.array([classes.index(c) for c in data.labels[rows]])
     maps = gradcam(model, layer, images, targets)

@@ -8,8 +8,11 @@ parameters), and training stops early after `patience` epochs without improvemen
 Checkpoints are read with ``torch.load(weights_only=True)``.
 
 The batch order and the augmentation of an epoch depend on (seed, epoch) only, so a resumed
-run sees the same batches as an uninterrupted one. A dataset may yield ``(inputs, targets)``
-(supervised) or ``inputs`` alone (autoencoding: the target is the augmented input).
+run sees the same batches as an uninterrupted one, with or without loader workers. A dataset
+may yield ``(inputs, targets)`` (supervised) or ``inputs`` alone (autoencoding: the target is
+the augmented input). Crops read from the crop stores stream through worker processes, a
+batch at a time (`cellbench.models.loaders`); the forward pass runs in the entry's
+``precision`` on CUDA (`cellbench.models.precision`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,25 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from cellbench.config import TrainingConfig
 from cellbench.io.atomic import write_json
 
 # The checkpoint functions live in `cellbench.models.checkpoint`; they stay importable from here.
 from cellbench.models.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+
+# `epoch_generator` lives in `cellbench.models.loaders`; it stays importable from here.
+from cellbench.models.loaders import EpochBatches, epoch_generator, evaluation_batches, to_device
+from cellbench.models.optimisers import make_optimizer, make_scheduler
+from cellbench.models.precision import autocast, grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +104,50 @@ def fit(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     validation = validation or None  # an empty validation set counts as none
     run = _start_run(model, settings, checkpoint_path, device)
-    while run.state["epoch"] < settings.training.epochs and not run.history["stopped_early"]:
-        started = time.time()
-        epoch = run.state["epoch"] + 1
-        if on_epoch_start is not None:
-            on_epoch_start(epoch, model)
-        train_loss = _run_epoch(model, train, loss_fn, settings, epoch, device, run.optimizer)
-        val_loss = (
-            _run_epoch(model, validation, loss_fn, settings, epoch, device)
-            if validation is not None
-            else None
-        )
-        _end_epoch(run, epoch, train_loss, val_loss, settings.training.patience, started)
-        save_checkpoint(checkpoint_path, settings.settings_hash, run.payload())
-        log.info("epoch %d: train %.4f, val %s", epoch, train_loss, val_loss)
+    batches = _epoch_batches(train, validation, settings, device)
+    try:
+        while run.state["epoch"] < settings.training.epochs and not run.history["stopped_early"]:
+            started = time.time()
+            epoch = run.state["epoch"] + 1
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
+            train_loss = _run_epoch(run, batches[0].epoch(epoch), loss_fn, settings, epoch, device)
+            val_loss = (
+                _run_epoch(run, batches[1].epoch(epoch), loss_fn, settings, epoch, device, False)
+                if batches[1] is not None
+                else None
+            )
+            _end_epoch(run, epoch, train_loss, val_loss, settings.training.patience, started)
+            save_checkpoint(checkpoint_path, settings.settings_hash, run.payload())
+            log.info("epoch %d: train %.4f, val %s", epoch, train_loss, val_loss)
+    finally:
+        for loader in batches:
+            if loader is not None:
+                loader.close()
     model.load_state_dict(run.best_weights)
     run.history["best_epoch"] = run.state["best_epoch"]
     return run.history
+
+
+def _epoch_batches(
+    train: Dataset, validation: Dataset | None, settings: FitSettings, device: torch.device
+) -> tuple[EpochBatches, EpochBatches | None]:
+    """The training and validation batches of a run (their workers live as long as the run).
+
+    A last training batch of one image would break batch norm: it is dropped (a different
+    image each epoch, as the order is shuffled).
+    """
+    training = settings.training
+    lone = len(train) > 1 and len(train) % training.batch_size == 1
+    options = {"seed": settings.seed, "device": device, "workers": training.loader_workers}
+    train_batches = EpochBatches(
+        train, training.batch_size, shuffle=True, drop_last=lone, **options
+    )
+    if validation is None:
+        return train_batches, None
+    return train_batches, EpochBatches(
+        validation, training.batch_size, shuffle=False, drop_last=False, **options
+    )
 
 
 @dataclass
@@ -126,6 +161,7 @@ class _Run:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object | None
+    scaler: torch.amp.GradScaler
     state: dict
     history: dict
     best_weights: dict
@@ -136,6 +172,7 @@ class _Run:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),  # {} unless fp16 on CUDA
             "best_model": self.best_weights,
             "state": self.state,
             "history": self.history,
@@ -151,7 +188,8 @@ def _start_run(
     run = _Run(
         model=model,
         optimizer=optimizer,
-        scheduler=_scheduler(optimizer, settings.training),
+        scheduler=make_scheduler(optimizer, settings.training),
+        scaler=grad_scaler(device, settings.training.precision),
         state={"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0},
         history={"epochs": [], "resumed_from": [], "stopped_early": False},
         best_weights=_copy_state(model),
@@ -171,6 +209,8 @@ def _resume(run: _Run, saved: dict) -> None:
     run.optimizer.load_state_dict(saved["optimizer"])
     if run.scheduler is not None and saved["scheduler"] is not None:
         run.scheduler.load_state_dict(saved["scheduler"])
+    if saved.get("scaler"):
+        run.scaler.load_state_dict(saved["scaler"])
     run.best_weights = saved["best_model"]
     run.state = saved["state"]
     run.history = saved["history"]
@@ -275,6 +315,7 @@ def predict_batches(
     data: torch.Tensor | Dataset,
     batch_size: int,
     fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    workers: int | None = None,
 ) -> torch.Tensor:
     """Apply ``fn`` (default: the model) to `data` in batches, in eval mode, without grad.
 
@@ -283,14 +324,18 @@ def predict_batches(
     model : nn.Module
         Put in eval mode; its device is used for the inputs.
     data : (N, ...) Tensor or Dataset
-        A dataset's items are ``inputs`` or ``(inputs, ...)``.
+        A dataset's items are ``inputs`` or ``(inputs, ...)``; crops read from the stores
+        stream through worker processes (`cellbench.models.loaders.evaluation_batches`).
     batch_size : int
     fn : callable, optional
         For example ``model.embed``.
+    workers : int, optional
+        Worker processes of a store-backed dataset (a model entry's ``loader_workers``);
+        default: the task's CPUs minus one.
 
     Returns
     -------
-    (N, ...) Tensor on the CPU
+    (N, ...) Tensor on the CPU, in float32 (evaluation never autocasts)
     """
     fn = fn or model
     dataset = TensorDataset(data) if isinstance(data, torch.Tensor) else data
@@ -298,43 +343,15 @@ def predict_batches(
     model.eval()
     outputs = []
     with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for batch in evaluation_batches(dataset, batch_size, device, workers):
             inputs, _ = _unpack(batch)
-            outputs.append(fn(inputs.to(device)).cpu())
+            outputs.append(fn(to_device(inputs, device)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
-
-
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator seeded from (seed, epoch, stream); stream 0 is the shuffle order."""
-    if stream == 0:  # the seed of the shuffle order before augmentation existed
-        return torch.Generator().manual_seed(seed * 100_003 + epoch)
-    entropy = np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(entropy))
 
 
 def _copy_state(model: nn.Module) -> dict:
     """A copy of the weights that later training steps cannot change."""
     return copy.deepcopy(model.state_dict())
-
-
-def make_optimizer(model: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW over the model's parameters, as `training` says."""
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if training.optimizer not in kinds:
-        raise ValueError(
-            f"TrainingConfig.optimizer must be one of {sorted(kinds)}, got {training.optimizer!r}"
-        )
-    kind = kinds[training.optimizer]
-    return kind(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, training: TrainingConfig):
-    """The learning-rate schedule `training.scheduler` names (see `TrainingConfig`)."""
-    if training.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    if training.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.epochs)
-    return None
 
 
 def _unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -347,42 +364,37 @@ def _unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def _run_epoch(
-    model: nn.Module,
-    data: Dataset,
+    run: _Run,
+    batches: Iterable,
     loss_fn: Callable,
     settings: FitSettings,
     epoch: int,
     device: torch.device,
-    optimizer: torch.optim.Optimizer | None = None,
+    training: bool = True,
 ) -> float:
-    """One pass over `data`; trains when an optimiser is given. Returns the mean loss."""
-    training = optimizer is not None
+    """One pass over `batches`: training steps, or (``training=False``) the loss alone.
+
+    Returns the mean loss per item. The forward pass and the loss run under the entry's
+    precision (`autocast`); the fp16 scaler is a pass-through unless enabled.
+    """
+    model, optimizer, scaler = run.model, run.optimizer, run.scaler
     model.train(training)
-    # A last training batch of one image would break batch norm: drop it (a different image
-    # each epoch, as the order is shuffled).
-    batch_size = settings.training.batch_size
-    lone = training and len(data) > 1 and len(data) % batch_size == 1
-    loader = DataLoader(
-        data,
-        batch_size=batch_size,
-        shuffle=training,
-        generator=epoch_generator(settings.seed, epoch),
-        drop_last=lone,
-    )
     augment_rng = epoch_generator(settings.seed, epoch, stream=1)
     total, count = 0.0, 0
     with torch.set_grad_enabled(training):
-        for batch in loader:
+        for batch in batches:
             inputs, targets = _unpack(batch)
-            inputs = inputs.to(device)
+            inputs = to_device(inputs, device)
             if training and settings.augment is not None:
                 inputs = settings.augment(inputs, augment_rng)
-            targets = inputs if targets is None else targets.to(device)
-            loss = loss_fn(model(inputs), targets)
+            targets = inputs if targets is None else to_device(targets, device)
+            with autocast(device, settings.training.precision):
+                loss = loss_fn(model(inputs), targets)
             if training:
                 optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            total += loss.detach().item() * len(inputs)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            total += loss.detach().float().item() * len(inputs)
             count += len(inputs)
     return total / max(count, 1)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cellbench.paths import ResultsPaths
 
 DECODERS = ("gaussian", "bernoulli")
+PREDICT_BATCH = 256  # crops per batch when embedding and reconstructing
 
 
 class ConvVAE(nn.Module):
@@ -225,15 +226,20 @@ def embed(params: VAEModel, data: ModelData, *, seed: int, paths: ResultsPaths) 
     from cellbench.models.images import embed_images, load_image_model
 
     model, _ = load_image_model(paths.torch_model_file(params.name, seed))
-    return embed_images(model, data.crops)
+    return embed_images(model, data.crops, PREDICT_BATCH, workers=params.loader_workers)
 
 
 def reconstruct(
     params: VAEModel, data: ModelData, rows: np.ndarray, *, seed: int, paths: ResultsPaths
 ) -> np.ndarray:
-    """(n, C, S, S) reconstructions of the crops of the cells `rows`."""
+    """(n, C, S, S) reconstructions of the crops of the cells `rows` (a mask or positions).
+
+    The result is in memory: callers with many cells pass them a chunk at a time.
+    """
     from cellbench.models.images import load_image_model
 
     model, _ = load_image_model(paths.torch_model_file(params.name, seed))
-    crops = torch.from_numpy(data.crops[rows])
-    return predict_batches(model, crops, 256, fn=model.reconstruct).numpy()
+    crops = data.crops[rows].dataset()
+    return predict_batches(
+        model, crops, PREDICT_BATCH, fn=model.reconstruct, workers=params.loader_workers
+    ).numpy()

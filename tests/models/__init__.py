@@ -53,3 +53,43 @@ def fit_settings(**overrides) -> FitSettings:
     for key, value in overrides.items():
         (run if key in run else training)[key] = value
     return FitSettings(TrainingConfig(**training), **run)
+
+
+def write_blob_store(path, n: int, size: int = 16, seed: int = 0, plate: str = "P1"):
+    """A crop store of `n` uint16 `blob_crops` (kind ``whole_cell``), labels in ``condition``.
+
+    Returns
+    -------
+    path : Path
+    labels : (n,) int64, the class of each crop (0 or 1)
+    """
+    import pandas as pd
+
+    from cellbench.crops.extract import crop_spec
+    from cellbench.crops.store import write_crop_store
+
+    images, labels, _ = blob_crops(n, size=size, seed=seed)
+    crops = np.clip((images + 1.0) * 5000, 0, 65535).astype(np.uint16)
+    masks = np.ones((n, size, size), np.uint8)
+    table = pd.DataFrame(
+        {
+            "cell_id": [f"{plate}_A01_1_{i + 1}" for i in range(n)],
+            "plate": plate,
+            "well": "A01",
+            "condition": np.where(labels == 0, "left", "right"),
+        }
+    )
+    half = n // 2  # two fields, as the crop stage writes them
+    batches = [
+        (table.iloc[part].reset_index(drop=True), {"whole_cell": (crops[part], masks[part])})
+        for part in (slice(0, half), slice(half, n))
+    ]
+    write_crop_store(
+        path,
+        plate=plate,
+        channel_names=["dna", "actin"],
+        specs=[crop_spec("whole_cell", size)],
+        batches=batches,
+        config_hash="test",
+    )
+    return path, labels
