@@ -41,6 +41,8 @@ _MIN_VISIBLE_NUCLEUS_PX = 20  # cells whose nucleus shows less are left out
 _N_HARMONICS = 10  # Fourier terms of the irregular cell outline
 # (enlargement, texture) phenotype strengths of the known conditions
 _KNOWN_SHIFTS = {"control": (0.0, 0.0), "enlarged_nuclei": (1.0, 0.0), "textured": (0.0, 1.0)}
+_EXTRA_BACKGROUND, _EXTRA_LEVEL = 90.0, 900.0  # photons per px of an extra cytoplasmic stain
+_EXTRA_NUCLEAR_FRACTION = 0.4  # an extra stain's level inside the nucleus, relative
 _TIFF_KW = {"photometric": "minisblack", "compression": "zlib", "compressionargs": {"level": 1}}
 
 
@@ -226,12 +228,20 @@ def _illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
 
 
 def _acquire(
-    photons: np.ndarray, illumination: np.ndarray, gain: np.ndarray, rng: np.random.Generator
+    photons: np.ndarray,
+    illumination: np.ndarray,
+    gain: np.ndarray,
+    rng: np.random.Generator,
+    background: np.ndarray = _BACKGROUND,
 ) -> np.ndarray:
-    """Blur (PSF and haze), add background, shade, add shot noise and offset; clip to uint16."""
+    """Blur (PSF and haze), add background, shade, add shot noise and offset; clip to uint16.
+
+    `photons` and `illumination` are (C, Y, X); `gain` and `background` (photons per px) are
+    (C,).
+    """
     sharp = ndi.gaussian_filter(photons, (0, _PSF_SIGMA_PX, _PSF_SIGMA_PX))
     haze = ndi.gaussian_filter(photons, (0, _HAZE_SIGMA_PX, _HAZE_SIGMA_PX), truncate=3.0)
-    signal = sharp * gain[:, None, None] + _HAZE_FRACTION * haze + _BACKGROUND[:, None, None]
+    signal = sharp * gain[:, None, None] + _HAZE_FRACTION * haze + background[:, None, None]
     counts = rng.poisson(signal * illumination) + _CAMERA_OFFSET
     return np.clip(counts, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
@@ -257,6 +267,43 @@ def _make_field(
     return image, cell_lab, nuc_lab, table
 
 
+def _extra_stains(
+    rng: np.random.Generator, cell_lab: np.ndarray, nuc_lab: np.ndarray, n_channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return noise-free photons (E, Y, X) of `n_channels` extra stains and levels (E, cells).
+
+    Each extra stain is a diffuse cytoplasmic dye (as a mitochondria or ER stain at low
+    resolution): a per-cell level, weaker inside the nucleus, with a fine granular texture. It
+    carries no condition, so an extra channel only adds pixels to read, segment and measure.
+    """
+    levels = _EXTRA_LEVEL * rng.lognormal(0, 0.3, (n_channels, int(cell_lab.max())))
+    inside = np.where(nuc_lab > 0, _EXTRA_NUCLEAR_FRACTION, 1.0) * (cell_lab > 0)
+    photons = np.empty((n_channels, *cell_lab.shape))
+    for k in range(n_channels):
+        grain = np.clip(1 + 0.3 * _unit_noise(rng, cell_lab.shape, 1.5), 0.1, None)
+        photons[k] = np.concatenate([[0.0], levels[k]])[cell_lab] * inside * grain
+    return photons, levels
+
+
+def _add_extra_channels(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    cell_lab: np.ndarray,
+    nuc_lab: np.ndarray,
+    table: pd.DataFrame,
+    names: Sequence[str],
+) -> np.ndarray:
+    """Return `image` with the extra stains `names` appended (their levels go into `table`)."""
+    photons, levels = _extra_stains(rng, cell_lab, nuc_lab, len(names))
+    for name, level in zip(names, levels, strict=True):
+        table[f"{name}_level"] = level
+    illumination = _illumination(rng, cell_lab.shape)[: len(names)]
+    gain = rng.lognormal(0, 0.05, len(names))
+    background = np.full(len(names), _EXTRA_BACKGROUND)
+    extra = _acquire(photons, illumination, gain, rng, background)
+    return np.concatenate([image, extra])
+
+
 def _rng(seed: int, plate: str, *keys: int) -> np.random.Generator:
     """Return a generator for one purpose (keys) of one plate, independent of loop order."""
     return np.random.default_rng([seed, zlib.crc32(plate.encode()), *keys])
@@ -274,11 +321,24 @@ def _check_args(rows: str, columns: list[int], sites: int, shape, n_cells: int, 
         raise ValueError(f"conditions must be non-empty and distinct, got {conds!r}")
 
 
+def _check_extra_channels(names: list[str]) -> None:
+    """Raise ValueError on extra channel names that are not new, distinct, non-empty names."""
+    if len(set(names)) != len(names) or set(names) & set(CHANNELS) or not all(names):
+        raise ValueError(
+            f"extra_channels must be distinct, non-empty and not in {list(CHANNELS)}, got {names!r}"
+        )
+
+
 def _write_field(
-    out_dir: Path, name: str, image: np.ndarray, cells: np.ndarray, nuclei: np.ndarray
+    out_dir: Path,
+    name: str,
+    image: np.ndarray,
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    channel_names: list[str],
 ) -> None:
     """Write one field image (with channel names) and its two truth label images."""
-    meta = {"axes": "CYX", "channel_names": list(CHANNELS)}
+    meta = {"axes": "CYX", "channel_names": channel_names}
     tifffile.imwrite(out_dir / "fields" / f"{name}.tif", image, metadata=meta, **_TIFF_KW)
     for kind, labels in (("cells", cells), ("nuclei", nuclei)):
         tifffile.imwrite(out_dir / "truth" / f"{name}_{kind}.tif", labels, **_TIFF_KW)
@@ -306,13 +366,15 @@ def write_plate(
     cells_per_field: int = 25,
     conditions: Sequence[str] = DEFAULT_CONDITIONS,
     seed: int = 0,
+    extra_channels: Sequence[str] = (),
 ) -> Path:
     """Write one synthetic plate into out_dir (created if missing) and return out_dir.
 
     Parameters
     ----------
     out_dir : Path
-        Gets ``fields/<R-CC-SS>.tif`` (C, Y, X uint16 in ``CHANNELS`` order), label images
+        Gets ``fields/<R-CC-SS>.tif`` (C, Y, X uint16 in ``CHANNELS`` order, then
+        `extra_channels`), label images
         ``truth/<R-CC-SS>_cells.tif`` and ``_nuclei.tif`` (a nucleus shares its cell's label),
         ``truth/cells.csv`` (generating parameters per cell), ``layout.csv`` and, last,
         ``plate.json``, whose presence marks a complete plate.
@@ -333,6 +395,11 @@ def write_plate(
         Condition names, cycled over wells in row-major order.
     seed : int
         Non-negative seed. The same arguments give byte-identical files.
+    extra_channels : Sequence[str]
+        Names of extra diffuse cytoplasmic stains appended after ``CHANNELS`` (e.g.
+        ``["mito"]`` for a 5-channel field like a Phenix one), with no condition effect; their
+        per-cell levels are ``<name>_level`` in ``truth/cells.csv``. They draw from their own
+        generator, so the first four channels do not change with them.
 
     Returns
     -------
@@ -346,8 +413,10 @@ def write_plate(
     """
     columns, shape = [operator.index(c) for c in columns], tuple(map(operator.index, field_shape))
     sites, cells_per_field, seed = map(operator.index, (sites, cells_per_field, seed))
-    conditions = [str(name) for name in conditions]
+    conditions, extra = [str(name) for name in conditions], [str(n) for n in extra_channels]
     _check_args(rows, columns, sites, shape, cells_per_field, seed, conditions)
+    _check_extra_channels(extra)
+    channel_names = [*CHANNELS, *extra]
     wells = [(row, col) for row in rows for col in columns]
     layout = _assign_conditions(len(wells), conditions)
     shifts, (levels, marker_sd) = _condition_shifts(conditions), _marker_levels(len(conditions))
@@ -366,13 +435,16 @@ def write_plate(
                 _rng(seed, plate, 3, ord(row), col, site),
             )
             args = ((shifts[k], levels[k], marker_sd), (illumination, gain))
-            *images, table = _make_field(field_rng, shape, cells_per_field, *args)
-            _write_field(out_dir, name, *images)
+            image, cells, nuclei, table = _make_field(field_rng, shape, cells_per_field, *args)
+            if extra:
+                extra_rng = _rng(seed, plate, 4, ord(row), col, site)
+                image = _add_extra_channels(extra_rng, image, cells, nuclei, table, extra)
+            _write_field(out_dir, name, image, cells, nuclei, channel_names)
             ids = {"field": name, "well": f"{row}{col:02d}", "site": site, "condition": condition}
             tables.append(pd.concat([pd.DataFrame(ids, index=table.index), table], axis=1))
     _write_tables(out_dir, tables, [f"{row}{col:02d}" for row, col in wells], layout)
     params = {"plate": plate, "rows": rows, "columns": columns, "sites": sites}
     params |= {"field_shape": list(shape), "cells_per_field": cells_per_field}
-    params |= {"conditions": conditions, "seed": seed, "channel_names": list(CHANNELS)}
+    params |= {"conditions": conditions, "seed": seed, "channel_names": channel_names}
     (out_dir / "plate.json").write_text(json.dumps(params, indent=2) + "\n")
     return out_dir

@@ -5,8 +5,10 @@
 one module each with the same function names: `classical` (nuclei and cells), `stardist`
 (nuclei), `cellpose` (nuclei and cells). Each exports ``load_model(params)``, and
 ``find_nuclei(model, images, params)`` and/or ``find_cells(model, signals, nuclei_signals,
-nuclei, params)``. Shared steps live here: percentile normalisation and median filter before,
-pairing each cell with the nucleus it overlaps most, area filters and border clearing after.
+nuclei, params)``, and ``BATCH_FIELDS``, the fields it is best given per call (a batch
+costs the memory of that many fields: 1 unless the backend batches). Shared steps live here:
+percentile normalisation and median filter before, pairing each cell with the nucleus it
+overlaps most, area filters and border clearing after.
 
 Examples
 --------
@@ -48,6 +50,12 @@ class Segmenter:
         if params.cells.method != "none":
             self.cells_backend = backend(params.cells.method)
             self.cells_model = self.cells_backend.load_model(params.cells)
+
+    @property
+    def batch_fields(self) -> int:
+        """Fields to pass per `segment_fields` call: the largest batch its backends use."""
+        backends = [b for b in (self.nuclei_backend, self.cells_backend) if b is not None]
+        return max(b.BATCH_FIELDS for b in backends)
 
     def segment_fields(
         self, images: list[np.ndarray], channels: list[str]

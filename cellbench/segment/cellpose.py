@@ -26,6 +26,8 @@ from cellbench.errors import CellbenchError
 
 log = logging.getLogger(__name__)
 
+BATCH_FIELDS = 8  # fields per call: Cellpose evaluates a batch at once
+
 
 def major_version() -> int:
     """The installed Cellpose's major version (3 or 4)."""

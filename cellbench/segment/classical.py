@@ -14,6 +14,8 @@ from skimage import feature, filters, measure, segmentation
 
 from cellbench.config import ClassicalCells, ClassicalNuclei
 
+BATCH_FIELDS = 1  # fields per call: one at a time, so a task holds one field's images
+
 
 def load_model(params: ClassicalNuclei | ClassicalCells) -> None:
     """Classical methods have no model to load."""

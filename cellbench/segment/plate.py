@@ -18,7 +18,7 @@ from cellbench.segment.store import write_label_store
 
 log = logging.getLogger(__name__)
 
-BATCH_FIELDS = 8  # fields a backend sees at once (Cellpose batches them)
+BATCH_FIELDS = 8  # the most fields a backend sees at once (Cellpose); see Segmenter.batch_fields
 
 
 def segment_plate(
@@ -56,9 +56,10 @@ def segment_plate(
 
     def labelled_fields() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         nonlocal n_cells
-        for start in range(0, len(plate.fields), BATCH_FIELDS):
+        batch = min(BATCH_FIELDS, segmenter.batch_fields)  # held in memory at once
+        for start in range(0, len(plate.fields), batch):
             names, images = [], []
-            for field in plate.fields[start : start + BATCH_FIELDS]:
+            for field in plate.fields[start : start + batch]:
                 try:
                     images.append(read_field(plate, field, channels, nonfinite, zeroed))
                     names.append(field.name)

@@ -19,6 +19,8 @@ from cellbench.errors import CellbenchError
 
 log = logging.getLogger(__name__)
 
+BATCH_FIELDS = 1  # fields per call: StarDist predicts image by image
+
 
 def load_model(params: StarDistNuclei):
     """Load a StarDist2D model once (per task)."""

@@ -229,3 +229,26 @@ def test_extra_conditions(tmp_path: Path) -> None:
     assert set(truth["condition"]) == set(conditions)
     levels = truth.groupby("condition")["marker_level"].median()[list(conditions)]
     assert np.all(np.diff(levels.to_numpy()) > 0)
+
+
+def test_extra_channels_are_appended_and_leave_the_others_unchanged(
+    tmp_path: Path, small_plate: Path
+) -> None:
+    plate = write_plate(tmp_path / "five", **SMALL, extra_channels=["mito"])
+    params = json.loads((plate / "plate.json").read_text())
+    assert params["channel_names"] == [*CHANNELS, "mito"]
+    truth = pd.read_csv(plate / "truth" / "cells.csv")
+    assert (truth["mito_level"] > 0).all()
+    for name in SMALL_NAMES:
+        with tifffile.TiffFile(plate / "fields" / f"{name}.tif") as tif:
+            image, meta = tif.asarray(), tif.shaped_metadata[0]
+        assert image.shape == (len(CHANNELS) + 1, 128, 128) and image.dtype == np.uint16
+        assert meta["channel_names"] == [*CHANNELS, "mito"]
+        before = tifffile.imread(small_plate / "fields" / f"{name}.tif")
+        assert np.array_equal(image[: len(CHANNELS)], before)
+        cells = tifffile.imread(plate / "truth" / f"{name}_cells.tif")
+        if cells.any():  # the stain lies in the cells, brighter than the background
+            assert image[-1][cells > 0].mean() > 1.5 * image[-1][cells == 0].mean()
+    for bad in (["DNA"], ["mito", "mito"], [""]):
+        with pytest.raises(ValueError, match="extra_channels"):
+            write_plate(tmp_path / "bad", **SMALL, extra_channels=bad)

@@ -202,3 +202,31 @@ def test_segment_stage_runs_with_stardist_nuclei_and_cellpose_cells(
         assert sorted(labels) == ["A-01-01", "A-02-01", "A-03-01"]
     for name in ["A-01-01", "A-02-01", "A-03-01"]:
         assert_valid_labels(*read_labels(store, name), (96, 96))
+
+
+def test_every_backend_declares_its_batch_size():
+    from cellbench.segment import _BACKENDS, backend
+
+    for method in _BACKENDS:
+        size = backend(method).BATCH_FIELDS
+        assert isinstance(size, int) and size >= 1, method
+
+
+def test_classical_plate_is_segmented_one_field_at_a_time(monkeypatch, tmp_path):
+    """Memory of a task holds one field's images, however many fields the plate has."""
+    from cellbench.data.plates import open_plate
+    from cellbench.segment.plate import segment_plate
+
+    config = small_config(tmp_path)
+    plate = open_plate(config, "P1")
+    batches = []
+    original = Segmenter.segment_fields
+
+    def counting(self, images, channels):
+        batches.append(len(images))
+        return original(self, images, channels)
+
+    monkeypatch.setattr(Segmenter, "segment_fields", counting)
+    details = segment_plate(plate, CHANNELS, config.segmentation, tmp_path / "labels.h5")
+    assert Segmenter(config.segmentation).batch_fields == 1
+    assert batches == [1] * len(plate.fields) and details["fields"] == len(plate.fields)
