@@ -1,7 +1,10 @@
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from skimage import measure
 
@@ -14,7 +17,7 @@ from cellbench.features.measure import (
     measure_field,
     region_labels,
 )
-from cellbench.features.plate import measure_plate
+from cellbench.features.plate import _as_arrow, _layout_types, measure_plate
 from cellbench.features.select import select_columns
 from cellbench.paths import ResultsPaths
 from cellbench.segment.store import read_labels
@@ -257,3 +260,33 @@ def test_plate_table_has_metadata_and_one_row_per_cell(segmented_plate, tmp_path
     assert "Nucleus_Intensity_MeanIntensity_DNA" in table.columns
     assert "Cell_AreaShape_Solidity" in table.columns
     assert "Cell_Texture_Contrast_DNA_1_00" in table.columns
+
+
+def test_plate_table_is_written_field_by_field(segmented_plate, tmp_path):
+    """One row group per field with cells: the plate's rows are never all held at once."""
+    config, plate = segmented_plate
+    labels = ResultsPaths(config.results_root).label_store("P1")
+    path = tmp_path / "P1.parquet"
+    measure_plate(plate, labels, CHANNELS, CELL_ONLY, path)
+    with_cells = [f for f in plate.fields if read_labels(labels, f.name)[0].max() > 0]
+    parquet = pq.ParquetFile(path)
+    assert parquet.num_row_groups == len(with_cells)
+    table = pd.read_parquet(path)
+    firsts = table.groupby("Metadata_Field", sort=False).size()
+    assert list(firsts.index) == [f.name for f in with_cells]
+
+
+def test_layout_types_come_from_every_well():
+    """A layout value missing in one well keeps its column's type (integers stay integers)."""
+    layout = {"A01": {"dose": 3, "drug": "taxol"}, "A02": {"drug": None}}
+    plate = SimpleNamespace(
+        fields=[SimpleNamespace(well="A01"), SimpleNamespace(well="A02")],
+        layout=SimpleNamespace(columns=["drug"]),
+        well_metadata=lambda well: layout[well],
+    )
+    types = _layout_types(plate)
+    assert types == {"Metadata_Drug": pa.string(), "Metadata_Dose": pa.int64()}
+    missing = pd.DataFrame({"Metadata_Dose": [None, None], "Metadata_Drug": [None, None]})
+    rows = _as_arrow(missing, types)
+    assert rows.schema.field("Metadata_Dose").type == pa.int64()
+    assert rows.schema.field("Metadata_Drug").type == pa.string()
