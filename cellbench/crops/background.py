@@ -217,6 +217,9 @@ def swap_backgrounds(
     donors: np.ndarray,
     rng: np.random.Generator,
     normalise: bool = False,
+    *,
+    donor_crops: np.ndarray | None = None,
+    donor_masks: np.ndarray | None = None,
 ) -> np.ndarray:
     """Paste each cell onto the background of its donor, the donor's centre cell removed.
 
@@ -226,11 +229,17 @@ def swap_backgrounds(
         Unmasked crops (the donors' backgrounds are taken from them).
     masks : (N, S, S) ndarray of uint8
     donors : (N,) ndarray of int
-        From `choose_donors`; -1 = no donor.
+        From `choose_donors`: rows of `donor_crops`; -1 = no donor.
     rng : numpy.random.Generator
-        Draws the fill of the donors' removed cells (`remove_centre_cell`), in row order.
+        Draws the fill of the donors' removed cells (`remove_centre_cell`), in row order, so
+        that rows split into consecutive blocks, each with its own donors, draw the same fill.
     normalise : bool
         Min-max normalise the cell (zero outside its mask) and the donor background per channel.
+    donor_crops : (D, C, S, S) ndarray, optional
+        Unmasked crops the donors index (e.g. only the donors of a block of rows, read back
+        from a store); default `crops`.
+    donor_masks : (D, S, S) ndarray of uint8, optional
+        Their masks; default `masks`. Give both or neither.
 
     Returns
     -------
@@ -240,10 +249,19 @@ def swap_backgrounds(
     donors = np.asarray(donors)
     if donors.shape != (len(crops),):
         raise ValueError(f"donors has shape {donors.shape}, expected ({len(crops)},)")
+    if (donor_crops is None) != (donor_masks is None):
+        raise ValueError("give both donor_crops and donor_masks, or neither")
+    if donor_crops is None:
+        donor_crops, donor_masks = crops, masks
+    elif donor_crops.shape[1:] != crops.shape[1:] or len(donor_masks) != len(donor_crops):
+        raise ValueError(
+            f"donor_crops {donor_crops.shape} / donor_masks {donor_masks.shape} do not match "
+            f"crops {crops.shape}"
+        )
     out = np.zeros(crops.shape, np.float32 if normalise else crops.dtype)
     for i in np.flatnonzero(donors >= 0):
         j = donors[i]
-        background = remove_centre_cell(crops[j], masks[j], rng)
+        background = remove_centre_cell(donor_crops[j], donor_masks[j], rng)
         inside = (masks[i] & MASK_CELL) != 0
         foreground = np.where(inside, crops[i], np.zeros((), crops.dtype))
         out[i] = paste(foreground, inside, background, normalise)

@@ -169,37 +169,101 @@ def crop_cells(
     masks : (N, S, S) ndarray of uint8
         Bit 1 = this cell, bit 2 = its nucleus, bit 4 = another cell.
     """
+    return crop_kinds(image, cells, nuclei, table, [spec])[spec.kind]
+
+
+def crop_kinds(
+    image: np.ndarray,
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    table: pd.DataFrame,
+    specs: list[CropSpec],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`crop_cells` for several kinds, cutting the windows that kinds share only once.
+
+    Kinds of the same size, centre and border policy (e.g. nuclear and nucleocentric) share
+    one gather of the field and of its labels, and one build of the masks.
+
+    Returns
+    -------
+    dict
+        Per kind: (N, C, S, S) crops and (N, S, S) uint8 masks, as `crop_cells` returns
+        (each kind its own arrays).
+    """
+    groups: dict[tuple, list[CropSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.size_px, spec.centred_on, spec.border), []).append(spec)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for group in groups.values():
+        raw, masks = _cut_windows(image, cells, nuclei, table, group[0])
+        for i, spec in enumerate(group):
+            crops = raw if i == len(group) - 1 else raw.copy()  # the last kind takes the gather
+            if spec.masked:
+                crops *= region_pixels(masks, spec.region)[:, np.newaxis]
+            out[spec.kind] = crops, masks if i == 0 else masks.copy()
+    return {spec.kind: out[spec.kind] for spec in specs}
+
+
+def _cut_windows(
+    image: np.ndarray, cells: np.ndarray, nuclei: np.ndarray, table: pd.DataFrame, spec: CropSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (N, C, S, S) windows of a field and their (N, S, S) bit masks, zero outside it."""
     size = spec.size_px
-    n_channels = image.shape[0]
     if table.empty:
-        return np.zeros((0, n_channels, size, size), image.dtype), np.zeros(
-            (0, size, size), np.uint8
-        )
-    # Padding the field by `size` on each side keeps every window inside the padded arrays.
+        empty = np.zeros((0, size, size), np.uint8)
+        return np.zeros((0, image.shape[0], size, size), image.dtype), empty
     top, left = window_corners(table, spec, cells.shape)
-    top, left = top + size, left + size
-    labels = table["label"].to_numpy()
-
-    padded_image = np.pad(image, ((0, 0), (size, size), (size, size)))
-    padded_cells = np.pad(cells, size)
-    padded_nuclei = np.pad(nuclei, size)
-    crops = _gather_windows(padded_image, top, left, size)  # (N, C, S, S)
-    cell_windows = _gather_windows(padded_cells[np.newaxis], top, left, size)[:, 0]
-    nucleus_windows = _gather_windows(padded_nuclei[np.newaxis], top, left, size)[:, 0]
-
-    is_cell = cell_windows == labels[:, None, None]
-    is_nucleus = nucleus_windows == labels[:, None, None]
-    is_other = (cell_windows > 0) & ~is_cell
-    masks = (is_cell * MASK_CELL + is_nucleus * MASK_NUCLEUS + is_other * MASK_OTHER_CELL).astype(
-        np.uint8
-    )
-    if spec.masked:
-        keep = region_pixels(masks, spec.region)
-        crops = crops * keep[:, np.newaxis].astype(crops.dtype)
-    return crops, masks
+    crops = _gather_windows(image, top, left, size)
+    cell_windows = _gather_windows(cells[np.newaxis], top, left, size)[:, 0]
+    nucleus_windows = _gather_windows(nuclei[np.newaxis], top, left, size)[:, 0]
+    return crops, _bit_masks(cell_windows, nucleus_windows, table["label"].to_numpy())
 
 
 def _gather_windows(array: np.ndarray, top: np.ndarray, left: np.ndarray, size: int) -> np.ndarray:
-    """Gather (N, C, size, size) windows of a (C, Y, X) array at the given top-left corners."""
+    """The (N, C, size, size) windows of a (C, Y, X) array at top-left corners (N,), in px.
+
+    The windows wholly inside the array come in one gather (fancy indexing of a strided
+    view, one copy); the few that cross the border are copied one by one into zeros.
+    """
+    n_channels, height, width = array.shape
+    inside = (top >= 0) & (left >= 0) & (top + size <= height) & (left + size <= width)
+    if inside.all():
+        return _windows_view(array, size)[top, left]
+    out = np.zeros((len(top), n_channels, size, size), array.dtype)
+    if inside.any():
+        out[inside] = _windows_view(array, size)[top[inside], left[inside]]
+    for i in np.flatnonzero(~inside):
+        y0, x0 = max(top[i], 0), max(left[i], 0)
+        y1, x1 = min(top[i] + size, height), min(left[i] + size, width)
+        if y1 > y0 and x1 > x0:
+            out[i, :, y0 - top[i] : y1 - top[i], x0 - left[i] : x1 - left[i]] = array[
+                :, y0:y1, x0:x1
+            ]
+    return out
+
+
+def _windows_view(array: np.ndarray, size: int) -> np.ndarray:
+    """Every size x size window of a (C, Y, X) array as a (Y', X', C, size, size) view."""
     windows = np.lib.stride_tricks.sliding_window_view(array, (size, size), axis=(1, 2))
-    return np.ascontiguousarray(windows[:, top, left].transpose(1, 0, 2, 3))
+    return windows.transpose(1, 2, 0, 3, 4)
+
+
+def _bit_masks(
+    cell_windows: np.ndarray, nucleus_windows: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """(N, S, S) uint8 bit masks from (N, S, S) label windows and each window's (N,) label.
+
+    The labels are compared in the windows' own dtype (they come from the same label image),
+    so the windows are not widened to the labels' int64 first.
+    """
+    label = labels[:, np.newaxis, np.newaxis]
+    dtype = cell_windows.dtype
+    if dtype == nucleus_windows.dtype and dtype.kind in "iu" and label.size:
+        bounds = np.iinfo(dtype)
+        if bounds.min <= label.min() and label.max() <= bounds.max:
+            label = label.astype(dtype)
+    is_cell = cell_windows == label
+    masks = is_cell.view(np.uint8) * np.uint8(MASK_CELL)
+    masks |= (nucleus_windows == label).view(np.uint8) * np.uint8(MASK_NUCLEUS)
+    masks |= ((cell_windows > 0) & ~is_cell).view(np.uint8) * np.uint8(MASK_OTHER_CELL)
+    return masks

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
+import h5py
 import numpy as np
 import pandas as pd
 
 from cellbench.config import BackgroundConfig
 from cellbench.crops.background import cell_free_windows
 from cellbench.crops.experiments import experiment_kinds, original_spec
-from cellbench.crops.extract import CropSpec, crop_cells, fits_in_field, measure_cells
+from cellbench.crops.extract import CropSpec, crop_kinds, fits_in_field, measure_cells
 from cellbench.crops.store import write_crop_store
 from cellbench.data.plates import Plate, read_field
 from cellbench.ground_truth import MarkerSetup
@@ -46,6 +49,11 @@ def crop_plate(
     `nonfinite` is ``data.nonfinite`` (see `read_field`). Cells of a well the layout does
     not list get an empty value in each layout column (logged once).
 
+    The background experiments are a second pass over the store being written
+    (`cellbench.crops.experiments`): memory holds one field, or one block of rows, at a time,
+    never the whole plate; their cell-free windows wait in an unnamed temporary file beside
+    `path` (removed when the function returns).
+
     Returns
     -------
     dict
@@ -53,38 +61,40 @@ def crop_plate(
         pixels set to 0), for the status.
     """
     all_specs = specs + ([original_spec(background)] if background else [])
-    collected = _BackgroundCollection(background) if background else None
     counts = {"fields": len(plate.fields), "dropped_at_border": 0}
     zeroed: dict[str, int] = {}
     warn_wells_without_layout(log, plate.name, plate.layout_report, plate.layout.columns)
 
     segmented = set(stored_fields(label_store))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.stem}-windows-") as scratch:
+        collected = _BackgroundCollection(background, scratch) if background else None
 
-    def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
-        for field in (f for f in plate.fields if f.name in segmented):
-            image, cells, nuclei, table = _read_field_cells(
-                plate, field, label_store, channels, ground_truth, nonfinite, zeroed
-            )
-            table, dropped = _drop_at_border(table, all_specs, cells.shape)
-            counts["dropped_at_border"] += dropped
-            crops = {spec.kind: crop_cells(image, cells, nuclei, table, spec) for spec in all_specs}
-            if collected is not None:
-                collected.add_field(image, cells, crops, field.name)
-            yield _describe_cells(table, plate, field), crops
+        def field_batches() -> Iterator[tuple[pd.DataFrame, dict]]:
+            for field in (f for f in plate.fields if f.name in segmented):
+                image, cells, nuclei, table = _read_field_cells(
+                    plate, field, label_store, channels, ground_truth, nonfinite, zeroed
+                )
+                table, dropped = _drop_at_border(table, all_specs, cells.shape)
+                counts["dropped_at_border"] += dropped
+                crops = crop_kinds(image, cells, nuclei, table, all_specs)
+                if collected is not None:
+                    collected.add_field(image, cells, crops, field.name)
+                yield _describe_cells(table, plate, field), crops
 
-    def derived(table: pd.DataFrame) -> list:
-        return collected.experiments(table, label_column) if collected is not None else []
+        def derived(table: pd.DataFrame, store: h5py.File) -> Iterator:
+            return collected.experiments(table, store, label_column) if collected else iter(())
 
-    table = write_crop_store(
-        path,
-        plate=plate.name,
-        channel_names=channels,
-        specs=all_specs,
-        batches=field_batches(),
-        config_hash=config_hash,
-        compression=compression,
-        derived=derived,
-    )
+        table = write_crop_store(
+            path,
+            plate=plate.name,
+            channel_names=channels,
+            specs=all_specs,
+            batches=field_batches(),
+            config_hash=config_hash,
+            compression=compression,
+            derived=derived,
+        )
     log.info("crop %s: %d cells into %s", plate.name, len(table), path)
     return {**counts, "cells": len(table), "nonfinite_pixels_zeroed": sum(zeroed.values())}
 
@@ -127,56 +137,59 @@ def _drop_at_border(
 
 
 class _BackgroundCollection:
-    """What the background-confound experiments need from every field, gathered field by field.
+    """What the background-confound experiments keep from every field, gathered field by field.
 
-    The original crops and masks of each field and (for ``cell_free``) a few cell-free
-    windows; `experiments` turns them into the derived kinds once the cell table is complete.
+    Per cell one flag (whether its ``bg_original`` crop has background pixels to lend) and,
+    for ``cell_free``, where each cell-free window comes from. The windows themselves go to
+    `scratch` (an unnamed temporary file, W x (C, S, S) raw values one after another) and the
+    crops stay in the store: `experiments` reads both back in blocks once the cell table is
+    complete, so memory does not grow with the plate.
     """
 
-    def __init__(self, background: BackgroundConfig) -> None:
+    def __init__(self, background: BackgroundConfig, scratch: BinaryIO) -> None:
         self.background = background
         self.rng = np.random.default_rng(background.seed)
-        self.originals: list[np.ndarray] = []
-        self.original_masks: list[np.ndarray] = []
-        self.free_windows: list[np.ndarray] = []
+        self.eligible: list[np.ndarray] = []
+        self.scratch = scratch
+        self.window: np.ndarray | None = None  # (C, S, S) empty array: shape and dtype only
         self.free_origins: list[str] = []
 
     def add_field(self, image: np.ndarray, cells: np.ndarray, crops: dict, field_name: str) -> None:
-        """Keep a field's original crops and masks and its cell-free windows."""
-        kind = original_spec(self.background).kind
-        self.originals.append(crops[kind][0])
-        self.original_masks.append(crops[kind][1])
-        _collect_free_windows(
-            image,
-            cells,
-            self.background,
-            self.rng,
-            field_name,
-            self.free_windows,
-            self.free_origins,
-        )
+        """Keep which cells of a field may be donors, and the field's cell-free windows."""
+        masks = crops[original_spec(self.background).kind][1]
+        self.eligible.append((masks == 0).any(axis=(1, 2)))
+        if "cell_free" not in self.background.experiments:
+            return
+        size, per_field = self.background.size_px, self.background.windows_per_field
+        for top, left in cell_free_windows(cells, size, per_field, self.rng):
+            window = np.ascontiguousarray(image[:, top : top + size, left : left + size])
+            if self.window is None:
+                self.window = np.empty_like(window)
+            self.scratch.write(window.tobytes())
+            self.free_origins.append(f"{field_name}@({top},{left})")
 
-    def experiments(self, table: pd.DataFrame, label_column: str) -> list:
-        """The derived kinds of the experiments, as `write_crop_store`'s `derived` returns."""
+    def read_windows(self, indices: np.ndarray) -> np.ndarray:
+        """The cell-free windows of `indices` (K,), in that order: (K, C, S, S)."""
+        self.scratch.flush()
+        shape, dtype = self.window.shape, self.window.dtype
+        out = np.empty((len(indices), *shape), dtype)
+        descriptor = self.scratch.fileno()
+        for row, index in enumerate(indices):
+            raw = os.pread(descriptor, self.window.nbytes, int(index) * self.window.nbytes)
+            out[row] = np.frombuffer(raw, dtype).reshape(shape)
+        return out
+
+    def experiments(self, table: pd.DataFrame, store: h5py.File, label_column: str) -> Iterator:
+        """The derived kinds, as `write_crop_store`'s `derived` returns (see `experiment_kinds`)."""
         return experiment_kinds(
             self.background,
             table,
-            np.concatenate(self.originals),
-            np.concatenate(self.original_masks),
-            np.stack(self.free_windows) if self.free_windows else np.zeros((0,)),
+            store,
+            np.concatenate(self.eligible) if self.eligible else np.zeros(0, bool),
+            self.read_windows,
             self.free_origins,
             label_column,
         )
-
-
-def _collect_free_windows(image, cells, background, rng, field_name, windows, origins) -> None:
-    """Keep a few cell-free windows of a field (for the ``cell_free`` experiment)."""
-    if "cell_free" not in background.experiments:
-        return
-    size = background.size_px
-    for top, left in cell_free_windows(cells, size, background.windows_per_field, rng):
-        windows.append(image[:, top : top + size, left : left + size])
-        origins.append(f"{field_name}@({top},{left})")
 
 
 def _describe_cells(table: pd.DataFrame, plate: Plate, field) -> pd.DataFrame:

@@ -326,6 +326,31 @@ def test_swap_backgrounds_deterministic_and_checks():
         swap_backgrounds(crops, masks, donors[:3], np.random.default_rng(0))
 
 
+def test_swap_backgrounds_in_blocks_with_their_own_donors_equals_one_pass():
+    crops, masks = synthetic_crops(n=9)
+    donors = choose_donors(np.array([0, 1, 2] * 3), False, np.random.default_rng(1))
+    donors[4] = -1
+    whole = swap_backgrounds(crops, masks, donors, np.random.default_rng(7))
+    rng = np.random.default_rng(7)  # one generator across the blocks, in row order
+    for block in (slice(0, 4), slice(4, 5), slice(5, 9)):
+        mine = donors[block]
+        needed = np.unique(mine[mine >= 0])
+        local = np.where(mine >= 0, np.searchsorted(needed, mine), -1)
+        part = swap_backgrounds(
+            crops[block],
+            masks[block],
+            local,
+            rng,
+            donor_crops=crops[needed],
+            donor_masks=masks[needed],
+        )
+        np.testing.assert_array_equal(part, whole[block])
+    with pytest.raises(ValueError, match="both"):
+        swap_backgrounds(crops, masks, donors, rng, donor_crops=crops)
+    with pytest.raises(ValueError, match="do not match"):
+        swap_backgrounds(crops, masks, donors, rng, donor_crops=crops[:, :1], donor_masks=masks)
+
+
 @pytest.mark.parametrize("normalise", [False, True])
 def test_paste_on_windows(normalise):
     crops, masks = synthetic_crops()

@@ -44,6 +44,27 @@ def test_histogram_percentiles_of_constant_and_zero_channels():
     assert low[1, 1] == high[1, 1] == 777
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_histogram_percentiles_at_the_ends_of_the_range_and_of_the_scans(dtype):
+    """Maxima 0 and the dtype's top, ranks among the zeros, rows after brighter rows."""
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(5)
+    crops = np.zeros((6, 2, 10, 10), dtype)
+    crops[1, 0] = top  # constant at the top: the downward scan starts at its first counter
+    crops[1, 1, :, :5] = top  # half zeros, half top: the median falls between the two
+    crops[2, 0] = rng.integers(0, top + 1, (10, 10))
+    crops[2, 0, 0, 0] = top
+    crops[3, 0, :9] = 0  # 90 % masked zeros: every percentile below 90 is 0
+    crops[3, 0, 9] = rng.integers(1, top + 1, 10)
+    crops[3, 1, 0, 0] = 1  # a single non-zero pixel: 99 % interpolates from 0
+    crops[4] = rng.integers(0, 3, (2, 10, 10))  # after brighter rows: no counts left over
+    crops[5, 0, 5:] = top  # all pixels 0 or top, ranks on both sides of the switch
+    for q in [*QS, (0.0, 0.0), (100.0, 100.0), (49.0, 51.0), (89.9, 90.1), (99.0, 99.99)]:
+        assert_like_numpy(crops, q)
+    assert_like_numpy(crops[:, :, :1, :1], (1.0, 99.0))  # one pixel per channel
+    assert_like_numpy(crops[:, :, :1, :2], (50.0, 50.0))
+
+
 def test_histogram_percentiles_on_real_crops(real_crops):
     for q in QS[:3]:
         assert_like_numpy(real_crops, q)
