@@ -178,7 +178,7 @@ import json, os, torch
 from threadpoolctl import threadpool_info
 from cellbench.config import load_config
 from cellbench.execution.slurm import TaskRunner
-TaskRunner()(load_config({str(config_path)!r}), "segment", "P1", False)
+TaskRunner()(load_config({str(config_path)!r}), "segment", ["P1"], False)
 print(json.dumps({{
     "torch": torch.get_num_threads(),
     "pools": sorted({{p["num_threads"] for p in threadpool_info()}}),

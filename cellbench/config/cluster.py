@@ -21,6 +21,13 @@ class SlurmResourceOverride(StrictModel):
     mem_gb: float | None = Field(None, gt=0, description="memory per task, GB")
     time_min: int | None = Field(None, ge=1, description="time limit per task, minutes")
     gpus: int | None = Field(None, ge=0, description="GPUs per task (gres gpu:N)")
+    tasks_per_job: int | None = Field(
+        None,
+        ge=1,
+        description="tasks one array element runs one after another, for short tasks whose "
+        "interpreter start (a few seconds) would outweigh their work; the job's time limit "
+        "is time_min times this",
+    )
     gres: str | None = Field(None, description="explicit --gres, e.g. 'gpu:a100:1'")
     account: str | None = None
     qos: str | None = None
@@ -37,6 +44,7 @@ class SlurmResources(SlurmResourceOverride):
     mem_gb: float = Field(4.0, gt=0)
     time_min: int = Field(60, ge=1)
     gpus: int = Field(0, ge=0)
+    tasks_per_job: int = Field(1, ge=1)
     extra: dict[str, str | int | bool] = Field(default_factory=dict)
 
 

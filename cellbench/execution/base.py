@@ -66,7 +66,8 @@ class Job:
     """A scheduler's job of one task.
 
     Its id, its state as every executor names it (``JOB_*``), the scheduler and its own name
-    for that state (SLURM, ``CANCELLED``), and the job's log.
+    for that state (SLURM, ``CANCELLED``), the job's log, and how many tasks the job runs
+    before this one (a job can run several short tasks in turn).
     """
 
     job_id: str
@@ -74,3 +75,4 @@ class Job:
     scheduler: str = ""
     native_state: str = ""
     log: str = ""
+    tasks_before: int = 0  # tasks the same job runs before this one (SLURM tasks_per_job)

@@ -74,6 +74,9 @@ def _view(config: Config, stage: str, task: str, job: Job | None) -> TaskView:
         return TaskView(stage, task, RUNNING, f"since {status.get('written_at', '?')}; {where}")
     if job_state == JOB_PENDING:
         return TaskView(stage, task, PENDING, f"job {job.job_id}")
+    if job_state == JOB_RUNNING and job.tasks_before and state != RUNNING:
+        detail = f"job {job.job_id} runs {job.tasks_before} task(s) before this one"
+        return TaskView(stage, task, PENDING, detail)
     if job_state == JOB_RUNNING:
         return TaskView(stage, task, RUNNING, f"job {job.job_id}; {log}")
     if state == FAILED:

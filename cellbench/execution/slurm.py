@@ -3,8 +3,10 @@
 `afterany` rather than `afterok`: with `afterok`, one failed plate would leave every later
 stage pending forever. Each task checks its own inputs instead and records ``skipped: input
 missing``; the aggregate lists what is missing. Arrays longer than the cluster's MaxArraySize
-are split. Every task runs through `TaskRunner`, which submitit can checkpoint: on preemption
-or time limit the job is requeued and the task resumes (training from its last epoch).
+are split. Short tasks can share an array element (``tasks_per_job``), which runs them one
+after another in one interpreter. Every element runs through `TaskRunner`, which submitit can
+checkpoint: on preemption or time limit the job is requeued, its done tasks are skipped and
+the one cut short resumes (training from its last epoch).
 
 Threads follow the job's ``--cpus-per-task``: the sbatch script exports the thread variables
 from ``SLURM_CPUS_PER_TASK`` (`thread_setup`), so every library sizes its pools to the job from
@@ -51,22 +53,42 @@ from cellbench.tasks import TaskResult, run_task
 
 
 class TaskRunner(submitit.helpers.Checkpointable):
-    """Run one task in a SLURM job; on preemption or timeout, requeue it to resume.
+    """Run a group of tasks in one SLURM job, in order; on preemption or timeout, requeue it.
 
-    A task that fails raises `TaskFailed`, so SLURM records the job as FAILED too.
+    Most stages give each array element one task. Short tasks can share an element
+    (``tasks_per_job`` in the cluster profile), so that their interpreter start and imports
+    are paid once. A task that fails does not stop the ones after it; when any failed, the
+    job raises `TaskFailed` at the end, so SLURM records it as FAILED too.
     """
 
-    def __call__(self, config: Config, stage: str, task: str, force: bool) -> TaskResult:
-        """Run the task on the job's CPUs; raise when it failed."""
-        bind_threads()  # this process is the task's: SLURM_CPUS_PER_TASK
-        result = run_task(config, stage, task, force=force)
-        if result.state == FAILED:
-            raise TaskFailed(f"{stage}/{task} failed: {result.message}")
-        return result
+    def __call__(
+        self, config: Config, stage: str, tasks: list[str], force: bool
+    ) -> list[TaskResult]:
+        """Run the tasks on the job's CPUs; raise when one of them failed."""
+        bind_threads()  # this process is the tasks': SLURM_CPUS_PER_TASK
+        results = [run_task(config, stage, task, force=force) for task in tasks]
+        failed = [f"{stage}/{r.task}: {r.message}" for r in results if r.state == FAILED]
+        if failed:
+            raise TaskFailed(f"{len(failed)} of {len(tasks)} task(s) failed: " + "; ".join(failed))
+        return results
 
-    def checkpoint(self, config: Config, stage: str, task: str, force: bool) -> Any:
-        """Resubmit the same task; it resumes from what it saved (never forced again)."""
-        return submitit.helpers.DelayedSubmission(self, config, stage, task, False)
+    def checkpoint(self, config: Config, stage: str, tasks: list[str], force: bool) -> Any:
+        """Resubmit the same tasks: done ones skip, the one cut short resumes (never forced)."""
+        return submitit.helpers.DelayedSubmission(self, config, stage, tasks, False)
+
+
+def task_groups(tasks: list[str], tasks_per_job: int) -> list[list[str]]:
+    """Consecutive runs of at most `tasks_per_job` tasks: what each array element runs.
+
+    Consecutive, because the plan lists a model's seeds together: they import the same
+    libraries, and their times are alike.
+
+    Examples
+    --------
+    >>> task_groups(["a", "b", "c", "d", "e"], 2)
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    return [tasks[start : start + tasks_per_job] for start in range(0, len(tasks), tasks_per_job)]
 
 
 def resources_for(profile: ClusterProfile, stage: str, factors: Factors) -> SlurmResources:
@@ -85,6 +107,8 @@ def sbatch_parameters(
 ) -> dict[str, Any]:
     """The submitit `SlurmExecutor` parameters of a stage's array.
 
+    The time limit is per job: the time of one task times the tasks each job runs.
+
     Examples
     --------
     >>> sbatch_parameters(config, "train", resources, ["1234"])["dependency"]  # doctest: +SKIP
@@ -93,7 +117,7 @@ def sbatch_parameters(
     profile = _profile(config)
     parameters: dict[str, Any] = {
         "job_name": f"cellbench-{config.name}-{stage}",
-        "time": resources.time_min,
+        "time": resources.time_min * resources.tasks_per_job,
         "cpus_per_task": resources.cpus,
         "mem": f"{max(1, math.ceil(resources.mem_gb * 1024))}MB",
         "array_parallelism": profile.array_parallelism,
@@ -155,16 +179,21 @@ def execute(config: Config, plans: list[StagePlan], options: RunOptions) -> Outc
         shown = {k: v for k, v in parameters.items() if k != "dependency"}
         if options.dry_run:
             after = " after the previous stage" if dependency or submitted else ""
-            echo(f"{stage_plan.stage}: would submit {len(stage_plan.todo)} task(s){after}: {shown}")
+            jobs = len(task_groups(stage_plan.todo, resources.tasks_per_job))
+            echo(
+                f"{stage_plan.stage}: would submit {len(stage_plan.todo)} task(s) in {jobs} "
+                f"job(s){after}: {shown}"
+            )
             submitted[stage_plan.stage] = []
             dependency = ["<previous>"]
             continue
-        arrays = _submit_stage(config, stage_plan, parameters, resources.gpus, limit, options.force)
+        arrays = _submit_stage(config, stage_plan, parameters, resources, limit, options.force)
         submitted[stage_plan.stage] = arrays
         after = f" after {','.join(dependency)}" if dependency else ""
+        jobs = len(task_groups(stage_plan.todo, resources.tasks_per_job))
         echo(
-            f"{stage_plan.stage}: submitted {len(stage_plan.todo)} task(s) as job(s) "
-            f"{', '.join(arrays)}{after}"
+            f"{stage_plan.stage}: submitted {len(stage_plan.todo)} task(s) in {jobs} job(s) "
+            f"of array(s) {', '.join(arrays)}{after}"
         )
         dependency = arrays
     return Outcome(submitted=submitted)
@@ -177,6 +206,7 @@ def wait(config: Config, outcome: Outcome, timeout_s: float) -> None:
         for entry in read_submissions(config, stage).values():
             if entry["job_id"].split("_")[0] in arrays:
                 jobs.append(entry["job_id"])
+    jobs = list(dict.fromkeys(jobs))  # tasks that share a job name it once
     print(f"waiting for {len(jobs)} job(s) (at most {timeout_s:.0f} s)", flush=True)
     wait_for_jobs(jobs, timeout_s)
 
@@ -192,7 +222,14 @@ def task_jobs(config: Config, stages: list[str]) -> tuple[dict[tuple[str, str], 
     jobs = {}
     for key, entry in entries.items():
         native = answer.states.get(entry["job_id"], UNKNOWN)
-        jobs[key] = Job(entry["job_id"], _neutral_state(native), "SLURM", native, entry["stdout"])
+        jobs[key] = Job(
+            entry["job_id"],
+            _neutral_state(native),
+            "SLURM",
+            native,
+            entry["stdout"],
+            tasks_before=entry.get("tasks_before", 0),
+        )
     return jobs, answer.source
 
 
@@ -213,36 +250,39 @@ def _submit_stage(
     config: Config,
     stage_plan: StagePlan,
     parameters: dict[str, Any],
-    gpus: int,
+    resources: SlurmResources,
     limit: int,
     force: bool,
 ) -> list[str]:
-    """Submit a stage's tasks as arrays of at most `limit` tasks; record every job id."""
+    """Submit a stage's task groups as arrays of at most `limit` jobs; record every job id."""
     paths = ResultsPaths(config.results_root)
     executor = submitit.SlurmExecutor(
         folder=paths.log_dir(stage_plan.stage) / "%j",
         max_num_timeout=_profile(config).max_requeues,
-        python=container_python(config, stage_plan.stage, gpus),
+        python=container_python(config, stage_plan.stage, resources.gpus),
     )
     executor.update_parameters(**parameters)
     runner = TaskRunner()
     record = {}
     arrays = []
-    tasks = stage_plan.todo
-    for start in range(0, len(tasks), limit):
-        chunk = tasks[start : start + limit]
+    groups = task_groups(stage_plan.todo, resources.tasks_per_job)
+    for start in range(0, len(groups), limit):
+        chunk = groups[start : start + limit]
         n = len(chunk)
         jobs = executor.map_array(runner, [config] * n, [stage_plan.stage] * n, chunk, [force] * n)
         arrays.append(jobs[0].job_id.split("_")[0])
-        for task, job in zip(chunk, jobs, strict=True):
-            record[task] = {
-                "executor": "slurm",
-                "job_id": job.job_id,
-                "stdout": str(job.paths.stdout),
-                "stderr": str(job.paths.stderr),
-                "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "parameters": {k: v for k, v in parameters.items() if k != "dependency"},
-            }
+        for group, job in zip(chunk, jobs, strict=True):
+            for position, task in enumerate(group):
+                record[task] = {
+                    "executor": "slurm",
+                    "job_id": job.job_id,
+                    "tasks_in_job": len(group),
+                    "tasks_before": position,
+                    "stdout": str(job.paths.stdout),
+                    "stderr": str(job.paths.stderr),
+                    "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "parameters": {k: v for k, v in parameters.items() if k != "dependency"},
+                }
     record_submissions(config, stage_plan.stage, record)
     return arrays
 

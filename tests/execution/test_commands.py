@@ -8,7 +8,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 from cellbench.config import config_from_dict
 from cellbench.execution.base import Factors
 from cellbench.execution.container import container_command, container_python
-from cellbench.execution.slurm import resources_for, sbatch_parameters
+from cellbench.execution.slurm import resources_for, sbatch_parameters, task_groups
 from tests.helpers import REPO, experiment_dict
 
 REFERENCE = REPO / "tests" / "execution" / "data" / "train.sbatch"
@@ -43,6 +43,19 @@ def test_sbatch_script_matches_the_saved_reference(tmp_path):
         **parameters,
     )
     assert script == REFERENCE.read_text()
+
+
+def test_short_tasks_share_a_job_whose_time_limit_covers_them_all(tmp_path):
+    profile = cluster_config(tmp_path).execution.cluster
+    evaluate = profile.resources("evaluate")
+    assert (evaluate.tasks_per_job, evaluate.time_min) == (2, 60)  # example.yaml
+    assert profile.resources("train").tasks_per_job == 1  # the default
+    grouped = evaluate.model_copy(update={"tasks_per_job": 4})
+    assert sbatch_parameters(cluster_config(tmp_path), "evaluate", grouped, [])["time"] == 240
+    tasks = [f"m/seed{k}" for k in range(10)]
+    groups = task_groups(tasks, 4)
+    assert [len(g) for g in groups] == [4, 4, 2]
+    assert sum(groups, []) == tasks  # every task once, in the plan's order
 
 
 def test_container_command_is_an_argument_list(tmp_path):

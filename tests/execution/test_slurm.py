@@ -77,11 +77,14 @@ def test_all_stages_as_dependent_arrays_match_a_local_run(tmp_path):
         "aggregate": 1,
     }
     arrays = {}
+    jobs = set()  # the test profile runs a stage's short tasks in shared jobs
     for stage, count in expected_tasks.items():
         record = read_submissions(config, stage)
         assert len(record) == count
         arrays[stage] = {entry["job_id"].split("_")[0] for entry in record.values()}
         assert len(arrays[stage]) == 1  # one array per stage
+        jobs |= {entry["job_id"] for entry in record.values()}
+    assert len(jobs) == sum(expected_tasks.values()) - 2  # train: 1 job of 2 tasks; evaluate too
     # Later stages wait for the array before them, with afterany.
     dependencies = squeue_dependencies()
     crop_job = next(iter(arrays["crop"]))
@@ -116,7 +119,7 @@ def test_all_stages_as_dependent_arrays_match_a_local_run(tmp_path):
             check=True,
         ).stdout
         states = dict(line.split("|") for line in sacct.splitlines())
-        finished = len(states) == sum(expected_tasks.values()) and all(
+        finished = len(states) == len(jobs) and all(
             state not in ("PENDING", "RUNNING") for state in states.values()
         )
         return states if finished else None
@@ -172,6 +175,56 @@ def test_failed_plate_is_reported_and_retried_after_repair(tmp_path):
         tmp_path / "results" / "models" / "rf" / "seed0" / "predictions.parquet"
     )
     assert set(plates["Metadata_Plate"]) == {"P1", "P2"}  # the retried plate reached the model
+
+
+def test_tasks_sharing_a_job_run_on_after_one_fails(tmp_path):
+    profile = yaml.safe_load(TEST_PROFILE.read_text())
+    profile["stages"] = {"segment": {"tasks_per_job": 2}}
+    profile_path = tmp_path / "profile.yaml"
+    profile_path.write_text(yaml.safe_dump(profile))
+    raw = slurm_experiment(tmp_path)
+    raw["execution"]["cluster"] = str(profile_path)
+    raw["data"]["input"]["plates"] = 3
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    config = config_from_dict(raw)
+    broken = open_plate(config, "P1").folder / "layout.csv"
+    original = broken.read_bytes()
+    broken.write_text("well,condition\nA01,x\nA01,y\n")  # a well listed twice
+
+    run = submit(
+        config_path, "--stage", "segment", "--executor", "slurm", "--wait", "--wait-timeout", "300"
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "submitted 3 task(s) in 2 job(s)" in run.stdout
+    record = read_submissions(config, "segment")
+    assert record["P1"]["job_id"] == record["P2"]["job_id"] != record["P3"]["job_id"]
+    assert [record[p]["tasks_before"] for p in ("P1", "P2", "P3")] == [0, 1, 0]
+    status = submit(config_path, "--status").stdout
+    # P2 ran after P1 failed in the same job; the job is FAILED for SLURM, P2 is done.
+    assert "segment    2 done, 1 failed" in status and "segment/P1: failed" in status
+    assert ResultsPaths(config.results_root).label_store("P2").exists()
+
+    def job_states():
+        jobs = {record[p]["job_id"] for p in ("P1", "P3")}
+        sacct = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        states = dict(line.split("|") for line in sacct.splitlines() if line.split("|")[0] in jobs)
+        return states if len(states) == 2 and "RUNNING" not in states.values() else None
+
+    states = wait_until(job_states, 60, "sacct to record both jobs", poll_s=1)
+    assert states == {record["P1"]["job_id"]: "FAILED", record["P3"]["job_id"]: "COMPLETED"}
+
+    broken.write_bytes(original)
+    retry = submit(
+        config_path, "--retry-failed", "--executor", "slurm", "--wait", "--wait-timeout", "300"
+    )
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert "segment: submitted 1 task(s) in 1 job(s)" in retry.stdout  # P1 alone
+    assert "segment    3 done" in submit(config_path, "--status").stdout
 
 
 def test_cancelled_task_is_reported_died_with_its_log(tmp_path):
@@ -258,7 +311,7 @@ def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
     profile_path.write_text(yaml.safe_dump(profile))
     raw = slurm_experiment(tmp_path)
     raw["execution"]["cluster"] = str(profile_path)
-    raw["data"]["input"].update(plates=3, rows="A", columns=[1, 2, 3], sites=1)
+    raw["data"]["input"]["plates"] = 3
     config_path = write_config(tmp_path / "c.yaml", raw)
     run = submit(
         config_path, "--stage", "segment", "--executor", "slurm", "--wait", "--wait-timeout", "300"
