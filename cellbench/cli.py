@@ -8,6 +8,8 @@
     cellbench report background-swap --results DIR --out DIR [--pairs first|mean]
     cellbench report compare RESULTS_A RESULTS_B
     cellbench nsc --profiles BBBC021_feature_selected_mad_robustize.csv [--json OUT]
+    cellbench features-info results/demo/features/P1.parquet
+    cellbench --version
 
 `cellbench run` is what a container or a cluster job calls for one task. Exit status: 0 done or
 skipped, 1 failed (or nothing to do), 2 bad config or arguments.
@@ -20,6 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cellbench import __version__
 from cellbench.errors import CellbenchError, ConfigError, NothingToDo
 
 
@@ -112,6 +115,14 @@ def _nsc(args: argparse.Namespace) -> int:
     return nsc_command(args.nsc_args)
 
 
+def _features_info(args: argparse.Namespace) -> int:
+    from cellbench.features.info import describe
+
+    for path in args.tables:
+        print(describe(Path(path)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `cellbench` and its subcommands.
 
@@ -119,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     that `cellbench <command> --help` and this function read the same.
     """
     parser = argparse.ArgumentParser(prog="cellbench", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"cellbench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -187,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nsc.add_argument("nsc_args", nargs=argparse.REMAINDER, help="--profiles FILE [--json OUT]")
     nsc.set_defaults(handler=_nsc)
+
+    info = commands.add_parser(
+        "features-info",
+        help="a feature table's compartments, groups, channels and what pycytominer sees",
+    )
+    info.add_argument("tables", nargs="+", metavar="FILE", help="Parquet or CSV feature tables")
+    info.set_defaults(handler=_features_info)
 
     from cellbench.io.rename import add_rename_command
 

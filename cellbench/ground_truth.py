@@ -104,7 +104,7 @@ def marker_table(
     dna: np.ndarray,
     cells: np.ndarray,
     nuclei: np.ndarray,
-    region: str = "Nucleus",
+    region: str = "Nuclei",
 ) -> pd.DataFrame:
     """Per cell: ``<marker>_mean``, ``_median``, ``_max``, ``nucleus_area`` and ``dna_mean``.
 
@@ -117,7 +117,7 @@ def marker_table(
         The DNA channel, for the quality filters.
     cells, nuclei : (Y, X) ndarray of int
         Label images; a nucleus carries its cell's label.
-    region : {"Nucleus", "Cell"}
+    region : {"Nuclei", "Cells"}
         Where the markers are measured.
 
     Returns
@@ -126,7 +126,7 @@ def marker_table(
         One row per cell label (column ``label``); NaN for a cell without a nucleus.
     """
     labels = np.unique(cells[cells > 0])
-    where = nuclei if region == "Nucleus" else cells
+    where = nuclei if region == "Nuclei" else cells
     size = int(cells.max()) + 1
     flat = where.ravel()
     area = np.bincount(flat, minlength=size).astype(float)

@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 
+from cellbench import __version__
 from cellbench.errors import CellbenchError, ConfigError, NothingToDo
 from cellbench.execution.plan import ALL
 from cellbench.execution.run import EXECUTORS, execute
@@ -26,6 +27,7 @@ from cellbench.stages import STAGES
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line of submit.py."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"cellbench {__version__}")
     parser.add_argument("--config", required=True, help="experiment YAML")
     parser.add_argument("--stage", choices=[*STAGES, ALL], help="stage to run, or all")
     parser.add_argument(

@@ -50,3 +50,23 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
     """Write a config dict as YAML and return its path."""
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def assert_pycytominer_sees_every_feature(table) -> None:
+    """pycytominer's defaults find every region column; ``Image_*`` with image_features.
+
+    Every column of a cellbench feature table is a ``Metadata_*`` identifier, a per-image
+    ``Image_*`` value or a feature of one of CellProfiler's objects (Cells, Nuclei, Cytoplasm).
+    """
+    from pycytominer.cyto_utils import infer_cp_features
+
+    columns = list(table.columns)
+    metadata = [c for c in columns if c.startswith("Metadata_")]
+    image = [c for c in columns if c.startswith("Image_")]
+    regions = [c for c in columns if c not in metadata and c not in image]
+    assert regions and all(c.split("_")[0] in ("Cells", "Nuclei", "Cytoplasm") for c in regions)
+    assert infer_cp_features(table) == regions
+    assert infer_cp_features(table, image_features=True) == [
+        c for c in columns if c in regions or c in image
+    ]
+    assert infer_cp_features(table, metadata=True) == metadata

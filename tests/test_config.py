@@ -184,3 +184,10 @@ def test_a_section_named_like_a_tag_keeps_its_name(tmp_path):
     raw["crops"] = {"kinds": {"whole_cell": {"size_px": -1}}}
     message = config_error(tmp_path, raw)
     assert "crops.kinds.whole_cell.size_px:" in message
+
+
+def test_old_region_names_get_the_cellprofiler_name(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["features"] = {"regions": ["Nuclei", "Cell"]}
+    message = config_error(tmp_path, raw)
+    assert "features.regions.1" in message and "'Cell' is now 'Cells'" in message

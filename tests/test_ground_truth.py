@@ -11,7 +11,7 @@ from cellbench.errors import CellbenchError
 from cellbench.execution.run import execute
 from cellbench.ground_truth import UNDEFINED, assign_classes, marker_table
 from cellbench.paths import ResultsPaths
-from tests.helpers import REPO
+from tests.helpers import REPO, assert_pycytominer_sees_every_feature
 
 
 def three_cells():
@@ -76,11 +76,12 @@ def test_examplehuman_mitotic_cells_from_ph3(tmp_path):
     mitotic = classes == "mitotic"
     fraction = mitotic.sum() / classes.isin(["mitotic", "non_mitotic"]).sum()
     assert 0.01 <= fraction <= 0.30, fraction
-    dna = features["Nucleus_Intensity_MeanIntensity_DNA"]
+    dna = features["Nuclei_Intensity_MeanIntensity_DNA"]
     assert dna[mitotic].mean() > dna[classes == "non_mitotic"].mean()  # condensed chromatin
     assert "Metadata_PH3Mean" in features and not any(
         "PH3" in c for c in features if not c.startswith("Metadata_")
     )
+    assert_pycytominer_sees_every_feature(features)
     execute(config, "crop", "local", echo=lambda line: None)
     cells = read_cells(paths.crop_store("ExampleHuman"))
     assert set(cells["mitosis"]) <= {"mitotic", "non_mitotic", UNDEFINED}

@@ -114,7 +114,7 @@ class FeaturesConfig(StrictModel):
     """Handcrafted features per cell."""
 
     regions: list[Region] = Field(
-        default_factory=lambda: ["Nucleus", "Cytoplasm", "Cell"], min_length=1
+        default_factory=lambda: ["Nuclei", "Cytoplasm", "Cells"], min_length=1
     )
     texture: TextureConfig | None = Field(
         default_factory=TextureConfig, description="null: no texture features"
@@ -146,7 +146,7 @@ class GroundTruthConfig(StrictModel):
     its rule is known to be true; division by zero gives inf or NaN.
     """
 
-    region: Literal["Nucleus", "Cell"] = "Nucleus"
+    region: Literal["Nuclei", "Cells"] = "Nuclei"
     rules: dict[str, str] = Field(default_factory=dict, description="class -> expression")
     auto: AutoThreshold | None = Field(None, description="instead of rules: Otsu on one marker")
     min_nucleus_area_px: float = Field(0, ge=0, description="quality filter")

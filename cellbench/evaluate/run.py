@@ -222,7 +222,7 @@ def _measure_generated(made: np.ndarray, channels: list[str]) -> pd.DataFrame:
     from cellbench.config import FeaturesConfig
     from cellbench.features.crops import measure_crops
 
-    features = FeaturesConfig(regions=["Cell"], texture=None)
+    features = FeaturesConfig(regions=["Cells"], texture=None)
     return measure_crops(
         made, channels, features, nucleus_channel=channels[0], cell_channels=channels[1:]
     )
@@ -241,7 +241,7 @@ def _generated_feature_correlation(
     from cellbench.features.select import select_columns
 
     measured = pd.concat(measured, ignore_index=True)
-    intensities = select_columns(measured.columns, groups=["Intensity"], regions=["Cell"])
+    intensities = select_columns(measured.columns, groups=["Intensity"], regions=["Cells"])
     names = [c for c in intensities if c in data.feature_names]
     target = pd.DataFrame(data.features[test], columns=data.feature_names)[names]
     summary = feature_correlation_summary(measured[names].reset_index(drop=True), target)

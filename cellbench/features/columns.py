@@ -1,7 +1,7 @@
 """The grammar of feature column names, one for every group.
 
 A column reads ``<Compartment>_<Group>_<Feature>[_<Channel>][_<parameter>...]``: the compartment
-(``Nucleus``, ``Cytoplasm``, ``Cell`` or ``Image`` for per-field values), the group word, the
+(``Nuclei``, ``Cytoplasm``, ``Cells`` or ``Image`` for per-field values), the group word, the
 feature (CamelCase, no underscore), the channel for groups measured per channel (a channel name
 may hold underscores) and the group's parameters (Texture: distance in px and angle). Each group
 declares its `ColumnGrammar`; `cellbench.features.groups.parse_column` reads any column with it.
@@ -33,12 +33,12 @@ class ColumnGrammar:
     Examples
     --------
     >>> texture = ColumnGrammar("Texture", channel=True, parameters=("distance_px", "angle"))
-    >>> texture.column("Nucleus", "Contrast", "DNA", ("1", "00"))
-    'Nucleus_Texture_Contrast_DNA_1_00'
-    >>> texture.parse("Nucleus_Texture_Contrast_my_DNA_1_00")
-    Column(compartment='Nucleus', group='Texture', feature='Contrast', channel='my_DNA', \
+    >>> texture.column("Nuclei", "Contrast", "DNA", ("1", "00"))
+    'Nuclei_Texture_Contrast_DNA_1_00'
+    >>> texture.parse("Nuclei_Texture_Contrast_my_DNA_1_00")
+    Column(compartment='Nuclei', group='Texture', feature='Contrast', channel='my_DNA', \
 parameters=('1', '00'))
-    >>> texture.parse("Nucleus_Texture_Contrast_DNA") is None
+    >>> texture.parse("Nuclei_Texture_Contrast_DNA") is None
     True
     """
 

@@ -18,9 +18,9 @@ from cellbench.features.intensity import intensity_stats
 def region_labels(cells: np.ndarray, nuclei: np.ndarray) -> dict[str, np.ndarray]:
     """Label images of the three regions; every region of a cell carries the cell's label."""
     return {
-        "Nucleus": nuclei,
+        "Nuclei": nuclei,
         "Cytoplasm": np.where(nuclei > 0, 0, cells),
-        "Cell": cells,
+        "Cells": cells,
     }
 
 
@@ -31,8 +31,8 @@ class Compartment:
     Parameters
     ----------
     name : str
-        ``Image`` (per-field values, one per cell) or a region: ``Nucleus``, ``Cytoplasm``,
-        ``Cell``.
+        ``Image`` (per-field values, one per cell) or a region: ``Nuclei``, ``Cytoplasm``,
+        ``Cells``.
     label_image : (Y, X) ndarray of int
         The compartment's objects, carrying their cell's label.
     labels : (N,) ndarray of int64

@@ -5,7 +5,7 @@ its nucleus are found in every crop (`cellbench.segment.crop_centre`), then the 
 into one mosaic per chunk, one pixel of background between tiles so that no two objects touch,
 and the mosaic is measured by `measure_field` like any field: the same columns, the same
 definitions, and all cells measured at once. A crop in which no nucleus is found gets NaN
-features and ``Crop_Found_Nucleus`` 0.
+features and ``Metadata_NucleusFound`` 0.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["FOUND_COLUMN", "measure_crops", "measure_store_crops"]
 
 log = logging.getLogger(__name__)
 
-FOUND_COLUMN = "Crop_Found_Nucleus"
+FOUND_COLUMN = "Metadata_NucleusFound"
 CHUNK_CROPS = 1024  # crops per mosaic (about 30 MB of 68 x 68 x 3 uint16 crops)
 
 
@@ -71,7 +71,7 @@ def measure_crops(
     Returns
     -------
     DataFrame
-        One row per crop in input order: ``Crop_Found_Nucleus`` (1.0 or 0.0), then the columns
+        One row per crop in input order: ``Metadata_NucleusFound`` (1.0 or 0.0), then the columns
         of `measure_field` (without ``label`` and ``Image_Count_Cells``) as float64; NaN where
         no nucleus was found.
     """

@@ -1,11 +1,13 @@
 """Handcrafted per-cell features: every feature group of every region, a whole field at once.
 
 Columns follow CellProfiler's words, as pycytominer users read them:
-``<Region>_<Group>_<Feature>[_<Channel>]``, e.g. ``Nucleus_Intensity_MeanIntensity_DNA``,
-``Cell_AreaShape_Solidity`` or ``Nucleus_Texture_Contrast_DNA_1_00`` (texture adds the distance
-in px and the angle in degrees, two digits). Regions are Nucleus (the nucleus label image),
-Cytoplasm (cell minus nucleus) and Cell; a nucleus carries its cell's label. Per field,
-``Image_Count_Cells`` holds the number of cells of the field on every row.
+``<Region>_<Group>_<Feature>[_<Channel>]``, e.g. ``Nuclei_Intensity_MeanIntensity_DNA``,
+``Cells_AreaShape_Solidity`` or ``Nuclei_Texture_Contrast_DNA_1_00`` (texture adds the distance
+in px and the angle in degrees, two digits). Regions are CellProfiler's objects: Nuclei (the
+nucleus label image), Cytoplasm (cell minus nucleus) and Cells; a nucleus carries its cell's
+label. Per field, ``Image_Count_Cells`` holds the number of cells of the field on every row;
+identifiers are ``Metadata_*`` columns. pycytominer's `infer_cp_features` with its defaults
+finds every region column (and ``Image_*`` with ``image_features=True``).
 
 The groups are modules of `cellbench.features.groups`, each declaring its column grammar and
 measuring one compartment under the `FeaturesConfig`. Definitions (values are not rounded; a

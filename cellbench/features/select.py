@@ -54,7 +54,7 @@ def select_columns(
         Any of `cellbench.config.feature_groups.FEATURE_GROUPS` (``Count``, ``AreaShape``,
         ``Intensity``, ``Texture``) in any case, ``shape`` for AreaShape; None: all.
     regions : iterable of str, optional
-        Any of ``Nucleus``, ``Cytoplasm``, ``Cell`` and ``Image`` (the per-field count);
+        Any of ``Nuclei``, ``Cytoplasm``, ``Cells`` and ``Image`` (the per-field count);
         None: all.
     channels : iterable of str, optional
         Keep intensity and texture columns of these channels only; columns without a channel
@@ -72,12 +72,12 @@ def select_columns(
 
     Examples
     --------
-    >>> cols = ["Metadata_Well", "Nucleus_AreaShape_Area", "Cell_Intensity_MeanIntensity_DNA",
-    ...         "Cell_Intensity_MeanIntensity_marker", "Image_Count_Cells"]
+    >>> cols = ["Metadata_Well", "Nuclei_AreaShape_Area", "Cells_Intensity_MeanIntensity_DNA",
+    ...         "Cells_Intensity_MeanIntensity_marker", "Image_Count_Cells"]
     >>> select_columns(cols, groups=["Intensity"], channels=["DNA"])
-    ['Cell_Intensity_MeanIntensity_DNA']
-    >>> select_columns(cols, regions=["Nucleus"])
-    ['Nucleus_AreaShape_Area']
+    ['Cells_Intensity_MeanIntensity_DNA']
+    >>> select_columns(cols, regions=["Nuclei"])
+    ['Nuclei_AreaShape_Area']
     """
     group_names = _words(groups)
     wanted_groups = None if group_names is None else _group_words(group_names)

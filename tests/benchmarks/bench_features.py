@@ -91,7 +91,7 @@ def baseline_field(
         cell, nucleus = cells[box] == label, nuclei[box] == label
         crop = planes[box]
         row = {"label": label}
-        for region, mask in (("Nucleus", nucleus), ("Cytoplasm", cell & ~nucleus), ("Cell", cell)):
+        for region, mask in (("Nuclei", nucleus), ("Cytoplasm", cell & ~nucleus), ("Cells", cell)):
             if not mask.any():
                 continue
             props = measure.regionprops(mask.astype(np.uint8), intensity_image=crop)[0]

@@ -18,7 +18,7 @@ from cellbench.features.measure import COUNT_COLUMN, measure_field
 from cellbench.segment.crop_centre import otsu_thresholds, segment_crop_centres
 
 CHANNELS = ["DNA", "tubulin", "actin"]
-REGIONS = ["Nucleus", "Cytoplasm", "Cell"]
+REGIONS = ["Nuclei", "Cytoplasm", "Cells"]
 TEXTURE = TextureConfig(distances_px=[1, 2], angles_deg=[0, 45, 90], levels=16)
 FEATURES = FeaturesConfig(regions=REGIONS, texture=TEXTURE)
 NO_TEXTURE = FeaturesConfig(regions=REGIONS, texture=None)
@@ -116,7 +116,7 @@ def test_features_of_hand_made_crop_equal_regionprops():
     row = measure_all(crop[None]).iloc[0]
     assert row[FOUND_COLUMN] == 1.0
     cell, nucleus = cells[0] > 0, nuclei[0] > 0
-    for region, mask in [("Nucleus", nucleus), ("Cytoplasm", cell & ~nucleus), ("Cell", cell)]:
+    for region, mask in [("Nuclei", nucleus), ("Cytoplasm", cell & ~nucleus), ("Cells", cell)]:
         props = measure.regionprops(mask.astype(np.uint8), np.moveaxis(crop, 0, -1))[0]
         assert row[f"{region}_AreaShape_Area"] == props.area
         assert row[f"{region}_AreaShape_Eccentricity"] == pytest.approx(props.eccentricity)
@@ -124,8 +124,8 @@ def test_features_of_hand_made_crop_equal_regionprops():
         for c, channel in enumerate(CHANNELS):
             mean = row[f"{region}_Intensity_MeanIntensity_{channel}"]
             assert mean == pytest.approx(props.intensity_mean[c], rel=1e-12)
-    assert row["Nucleus_Intensity_MeanIntensity_DNA"] == 3000
-    assert row["Nucleus_Intensity_MinIntensity_DNA"] == 3000
+    assert row["Nuclei_Intensity_MeanIntensity_DNA"] == 3000
+    assert row["Nuclei_Intensity_MinIntensity_DNA"] == 3000
 
 
 def test_given_masks_equal_measure_field_on_the_crop_as_a_field():
@@ -219,7 +219,7 @@ def test_store_crops_are_measured_with_metadata(tmp_path):
     expected = measure_all(crops)
     given = measure_all(crops[[3]], cells=disk(20)[None], nuclei=disk(6)[None])
     expected.iloc[3] = given.iloc[0]
-    assert table["Nucleus_AreaShape_Area"].iloc[3] == disk(6).sum()
+    assert table["Nuclei_AreaShape_Area"].iloc[3] == disk(6).sum()
     pd.testing.assert_frame_equal(
         table.iloc[:, 7:], expected, check_exact=False, rtol=1e-12, atol=1e-12
     )
@@ -254,8 +254,8 @@ def test_real_bbbc021_crops():
     table = measure_all(crops)
     measure_s = time.perf_counter() - started
     found = table[FOUND_COLUMN].to_numpy() == 1
-    nucleus_area = table["Nucleus_AreaShape_Area"].to_numpy()
-    cell_area = table["Cell_AreaShape_Area"].to_numpy()
+    nucleus_area = table["Nuclei_AreaShape_Area"].to_numpy()
+    cell_area = table["Cells_AreaShape_Area"].to_numpy()
     print(
         f"\n{len(crops)} BBBC021 crops: nucleus found in {found.mean():.1%}; "
         f"segmentation {1000 * segment_s / len(crops):.2f} ms per crop, segmentation + "

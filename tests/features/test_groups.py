@@ -44,7 +44,7 @@ def test_every_measured_column_parses_back_to_itself():
         assert parsed.compartment in grammar.compartments
         assert grammar.column(*parsed[:1], *parsed[2:]) == column
     assert {parse_column(c).channel for c in columns[2:]} == {None, "DNA", "my_marker"}
-    assert "Cell_Texture_Contrast_my_marker_2_22p5" in columns
+    assert "Cells_Texture_Contrast_my_marker_2_22p5" in columns
     assert select_columns(columns) == columns[1:]
 
 
@@ -52,30 +52,30 @@ def test_parse_column_rejects_what_the_grammar_does_not_say():
     for column in [
         "label",
         "Metadata_Well",
-        "Crop_Found_Nucleus",
-        "Nucleus_Count_Cells",  # Count is per field only
+        "Metadata_NucleusFound",
+        "Nuclei_Count_Cells",  # Count is per field only
         "Image_Intensity_MeanIntensity_DNA",
-        "Cell_AreaShape_Area_DNA",  # AreaShape has no channel
-        "Cell_Intensity_MeanIntensity",  # Intensity has one
-        "Cell_Texture_Contrast_DNA_1",  # Texture has distance and angle
-        "Cell_Colour_Hue_DNA",
+        "Cells_AreaShape_Area_DNA",  # AreaShape has no channel
+        "Cells_Intensity_MeanIntensity",  # Intensity has one
+        "Cells_Texture_Contrast_DNA_1",  # Texture has distance and angle
+        "Cells_Colour_Hue_DNA",
     ]:
         assert parse_column(column) is None, column
-    assert parse_column("Cell_Texture_ASM_a_b_3_45") == Column(
-        "Cell", "Texture", "ASM", "a_b", ("3", "45")
+    assert parse_column("Cells_Texture_ASM_a_b_3_45") == Column(
+        "Cells", "Texture", "ASM", "a_b", ("3", "45")
     )
     assert parse_column("Image_Count_Cells") == Column(IMAGE, "Count", "Cells")
 
 
 def test_grammar_refuses_a_column_it_cannot_read_back():
     with pytest.raises(ValueError, match="channel"):
-        ColumnGrammar("AreaShape").column("Cell", "Area", "DNA")
+        ColumnGrammar("AreaShape").column("Cells", "Area", "DNA")
     with pytest.raises(ValueError, match="parameters"):
-        GROUPS["Texture"].GRAMMAR.column("Cell", "ASM", "DNA", ("1",))
+        GROUPS["Texture"].GRAMMAR.column("Cells", "ASM", "DNA", ("1",))
 
 
 def test_groups_are_selected_by_any_case_and_unknown_ones_listed():
-    columns = ["Image_Count_Cells", "Cell_AreaShape_Area", "Cell_Intensity_MeanIntensity_DNA"]
+    columns = ["Image_Count_Cells", "Cells_AreaShape_Area", "Cells_Intensity_MeanIntensity_DNA"]
     assert select_columns(columns, groups=["Count"]) == ["Image_Count_Cells"]
     assert select_columns(columns, groups=["AREASHAPE", "intensity"]) == columns[1:]
     with pytest.raises(ValueError, match="Texture"):

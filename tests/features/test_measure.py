@@ -23,10 +23,10 @@ from cellbench.paths import ResultsPaths
 from cellbench.segment.store import read_labels
 
 CHANNELS = ["DNA", "tubulin", "actin"]
-REGIONS = ["Nucleus", "Cytoplasm", "Cell"]
+REGIONS = ["Nuclei", "Cytoplasm", "Cells"]
 TEXTURE = TextureConfig(distances_px=[1], angles_deg=[0], levels=32)
 FEATURES = FeaturesConfig(regions=REGIONS, texture=TEXTURE)
-CELL_ONLY = FeaturesConfig(regions=["Cell"], texture=None)
+CELL_ONLY = FeaturesConfig(regions=["Cells"], texture=None)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_features_match_direct_scikit_image_calls(field, table):
         nucleus = nuclei == label
         cytoplasm = cell & ~nucleus
         row = table.loc[label]
-        for region, mask in [("Nucleus", nucleus), ("Cytoplasm", cytoplasm), ("Cell", cell)]:
+        for region, mask in [("Nuclei", nucleus), ("Cytoplasm", cytoplasm), ("Cells", cell)]:
             props = measure.regionprops(mask.astype(np.uint8))[0]
             assert row[f"{region}_AreaShape_Area"] == mask.sum()
             for prop, name in SHAPE_FEATURES.items():
@@ -117,7 +117,7 @@ def test_shape_of_tricky_objects_equals_regionprops_table():
     table = measure_field(image, labels, labels, ["DNA"], CELL_ONLY).set_index("label")
     expected = measure.regionprops_table(labels, properties=["label", *SHAPE_FEATURES])
     for prop, name in SHAPE_FEATURES.items():
-        got = table.loc[expected["label"], f"Cell_AreaShape_{name}"].to_numpy()
+        got = table.loc[expected["label"], f"Cells_AreaShape_{name}"].to_numpy()
         np.testing.assert_allclose(got, expected[prop], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
@@ -144,11 +144,11 @@ def test_intensity_of_float_and_signed_images_matches_numpy():
         for label in table.index:
             pixels = image[0][labels == label].astype(np.float64)
             row = table.loc[label]
-            assert row["Cell_Intensity_MinIntensity_x"] == pixels.min()
-            assert row["Cell_Intensity_UpperQuartileIntensity_x"] == pytest.approx(
+            assert row["Cells_Intensity_MinIntensity_x"] == pixels.min()
+            assert row["Cells_Intensity_UpperQuartileIntensity_x"] == pytest.approx(
                 np.percentile(pixels, 75), rel=1e-12
             )
-            assert row["Cell_Intensity_StdIntensity_x"] == pytest.approx(
+            assert row["Cells_Intensity_StdIntensity_x"] == pytest.approx(
                 pixels.std(), rel=1e-9, abs=1e-12
             )
 
@@ -164,7 +164,7 @@ def test_empty_and_single_cell_fields():
     table = measure_field(image, one, one, ["DNA", "actin"], FEATURES)
     assert list(table["label"]) == [5]
     assert table["Image_Count_Cells"].tolist() == [1]
-    assert table.loc[0, "Cell_AreaShape_Area"] == 48
+    assert table.loc[0, "Cells_AreaShape_Area"] == 48
     assert np.isnan(table.loc[0, "Cytoplasm_AreaShape_Area"])
 
 
@@ -185,9 +185,9 @@ def test_cell_that_is_all_nucleus_has_nan_cytoplasm():
     assert table.loc[2, cytoplasm].notna().sum() == len(cytoplasm) - 1  # constant: correlation
     assert table.loc[2, "Cytoplasm_AreaShape_Area"] == 36 - 4
     assert table.loc[2, "Cytoplasm_AreaShape_FilledArea"] == 36
-    assert table.loc[1, "Nucleus_Intensity_MeanIntensity_DNA"] == 7
-    assert np.isnan(table.loc[1, "Nucleus_Texture_Correlation_DNA_1_00"])
-    assert table.loc[1, "Nucleus_Texture_Energy_DNA_1_00"] == 1
+    assert table.loc[1, "Nuclei_Intensity_MeanIntensity_DNA"] == 7
+    assert np.isnan(table.loc[1, "Nuclei_Texture_Correlation_DNA_1_00"])
+    assert table.loc[1, "Nuclei_Texture_Energy_DNA_1_00"] == 1
 
 
 def test_columns_are_named_and_counted(field, table):
@@ -199,29 +199,29 @@ def test_columns_are_named_and_counted(field, table):
     assert list(table.index) == sorted(np.unique(cells[cells > 0]))
     assert (table["Image_Count_Cells"] == len(table)).all()
     for column in [
-        "Nucleus_Intensity_MeanIntensity_DNA",
+        "Nuclei_Intensity_MeanIntensity_DNA",
         "Cytoplasm_Intensity_LowerQuartileIntensity_actin",
-        "Cell_AreaShape_MaximumFeretDiameter",
-        "Cell_AreaShape_PerimeterCrofton",
-        "Nucleus_Texture_Contrast_DNA_1_00",
-        "Cell_Texture_ASM_tubulin_1_00",
+        "Cells_AreaShape_MaximumFeretDiameter",
+        "Cells_AreaShape_PerimeterCrofton",
+        "Nuclei_Texture_Contrast_DNA_1_00",
+        "Cells_Texture_ASM_tubulin_1_00",
     ]:
         assert column in table.columns
     assert table.drop(columns=[c for c in table.columns if "Cytoplasm" in c]).notna().all().all()
     several = TextureConfig(distances_px=[1, 3], angles_deg=[0, 45, 90], levels=8)
     wider = measure_field(
-        image[:1], cells, cells, ["DNA"], FeaturesConfig(regions=["Cell"], texture=several)
+        image[:1], cells, cells, ["DNA"], FeaturesConfig(regions=["Cells"], texture=several)
     )
-    names = [c for c in wider.columns if c.startswith("Cell_Texture_Contrast_")]
+    names = [c for c in wider.columns if c.startswith("Cells_Texture_Contrast_")]
     assert names == [
-        f"Cell_Texture_Contrast_DNA_{d}_{a}" for d in (1, 3) for a in ("00", "45", "90")
+        f"Cells_Texture_Contrast_DNA_{d}_{a}" for d in (1, 3) for a in ("00", "45", "90")
     ]
 
 
 def test_select_columns(table):
     columns = ["Metadata_Well", "label", *table.columns]
-    shape = select_columns(columns, groups=["shape"], regions=["Nucleus"])
-    assert shape == [f"Nucleus_AreaShape_{name}" for name in SHAPE_FEATURES.values()]
+    shape = select_columns(columns, groups=["shape"], regions=["Nuclei"])
+    assert shape == [f"Nuclei_AreaShape_{name}" for name in SHAPE_FEATURES.values()]
     dna = select_columns(columns, groups=["intensity", "texture"], channels=["DNA"])
     assert len(dna) == len(REGIONS) * (len(INTENSITY_FEATURES) + len(TEXTURE_FEATURES))
     assert all("_DNA" in c for c in dna)
@@ -230,7 +230,7 @@ def test_select_columns(table):
     assert everything == list(table.columns)
     no_marker = select_columns(columns, channels=["DNA", "tubulin"])
     assert not any(c.endswith("_actin") or "_actin_" in c for c in no_marker)
-    assert "Cell_AreaShape_Area" in no_marker
+    assert "Cells_AreaShape_Area" in no_marker
     with pytest.raises(ValueError, match="valid"):
         select_columns(columns, groups=["colour"])
     with pytest.raises(ValueError, match="valid"):
@@ -257,9 +257,9 @@ def test_plate_table_has_metadata_and_one_row_per_cell(segmented_plate, tmp_path
     ]:
         assert column in table.columns
     assert table["Metadata_CellId"].is_unique
-    assert "Nucleus_Intensity_MeanIntensity_DNA" in table.columns
-    assert "Cell_AreaShape_Solidity" in table.columns
-    assert "Cell_Texture_Contrast_DNA_1_00" in table.columns
+    assert "Nuclei_Intensity_MeanIntensity_DNA" in table.columns
+    assert "Cells_AreaShape_Solidity" in table.columns
+    assert "Cells_Texture_Contrast_DNA_1_00" in table.columns
 
 
 def test_plate_table_is_written_field_by_field(segmented_plate, tmp_path):

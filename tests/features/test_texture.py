@@ -59,7 +59,7 @@ def field(segmented_plate):
     return image, cells, nuclei
 
 
-@pytest.mark.parametrize("region", ["Nucleus", "Cytoplasm", "Cell"])
+@pytest.mark.parametrize("region", ["Nuclei", "Cytoplasm", "Cells"])
 def test_vectorised_glcm_equals_a_per_object_reference(field, region):
     image, cells, nuclei = field
     labels = region_labels(cells, nuclei)[region]

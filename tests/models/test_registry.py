@@ -52,7 +52,7 @@ def tiny_data(n_wells_per_class: int = 4, cells_per_well: int = 4) -> ModelData:
     labels = np.array(CLASSES, dtype=object)[wells % len(CLASSES)]  # str, as read from tables
     n = len(labels)
     codes = np.searchsorted(CLASSES, labels)
-    names = [f"Cell_Intensity_MeanIntensity_ch{i}" for i in range(4)]
+    names = [f"Cells_Intensity_MeanIntensity_ch{i}" for i in range(4)]
     features = (rng.normal(size=(n, len(names))) + 2.0 * codes[:, None]).astype(np.float32)
     crops = rng.uniform(0, 0.2, size=(n, 2, SIZE_PX, SIZE_PX)).astype(np.float32)
     crops[:, 0, 10:22, 10:22] += 0.3 * (1 + codes)[:, None, None]  # brighter per class

@@ -14,7 +14,7 @@ this order; `parse_column` reads any feature column with its group's grammar.
 
 Examples
 --------
->>> GROUPS["Texture"].GRAMMAR.parse("Cell_Texture_ASM_DNA_1_00").channel
+>>> GROUPS["Texture"].GRAMMAR.parse("Cells_Texture_ASM_DNA_1_00").channel
 'DNA'
 >>> group_named("areashape").GRAMMAR.group
 'AreaShape'
@@ -52,8 +52,8 @@ def parse_column(column: str) -> Column | None:
 
     Examples
     --------
-    >>> parse_column("Nucleus_Texture_Contrast_DNA_1_00")
-    Column(compartment='Nucleus', group='Texture', feature='Contrast', channel='DNA', \
+    >>> parse_column("Nuclei_Texture_Contrast_DNA_1_00")
+    Column(compartment='Nuclei', group='Texture', feature='Contrast', channel='DNA', \
 parameters=('1', '00'))
     >>> parse_column("Image_Count_Cells").group
     'Count'

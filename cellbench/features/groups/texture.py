@@ -2,7 +2,7 @@
 
 See `cellbench.features.texture` for the definition; ``texture: null`` leaves the group out.
 Columns end in the distance in px and the angle in degrees, two digits at least:
-``Nucleus_Texture_Contrast_DNA_1_00``.
+``Nuclei_Texture_Contrast_DNA_1_00``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ FEATURES: tuple[str, ...] = PROPERTIES
 
 
 def column(region: str, feature: str, channel: str, distance_px: int, angle_deg: float) -> str:
-    """Column name of one texture feature, e.g. ``Nucleus_Texture_Contrast_DNA_1_00``."""
+    """Column name of one texture feature, e.g. ``Nuclei_Texture_Contrast_DNA_1_00``."""
     return GRAMMAR.column(region, feature, channel, (str(distance_px), angle_token(angle_deg)))
 
 
