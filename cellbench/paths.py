@@ -60,6 +60,10 @@ class ResultsPaths:
         """Parquet table of a plate's per-cell features."""
         return self._inside(self.root / "features" / f"{plate}.parquet", plate)
 
+    def profile_table(self, plate: str) -> Path:
+        """Parquet table of a plate's per-well profiles (the profiles stage)."""
+        return self._inside(self.root / "profiles" / f"{plate}.parquet", plate)
+
     def embeddings(self, model: str, seed: int) -> Path:
         """Per-cell embeddings of a representation model, keyed by cell id (Parquet)."""
         return self.model_dir(model, seed) / "embeddings.parquet"

@@ -131,6 +131,16 @@ def _marker_setup(config: Config):
     )
 
 
+def run_profiles(config: Config, plate: str, settings_hash: str) -> dict:
+    """A plate's per-well profiles: its cells aggregated per well, normalised to controls."""
+    from cellbench.features.profiles import write_well_profiles
+
+    paths = ResultsPaths(config.results_root)
+    return write_well_profiles(
+        _require(paths.feature_table(plate)), paths.profile_table(plate), config.profiles
+    )
+
+
 def run_train(config: Config, task: str, settings_hash: str) -> dict:
     """Train one model with one seed on the plates whose inputs exist."""
     from cellbench.models.train import train_model

@@ -11,6 +11,7 @@ stage      one task is          writes
 segment    a plate              segment/<plate>.h5
 crop       a plate              crops/<plate>.h5
 features   a plate              features/<plate>.parquet
+profiles   a plate              profiles/<plate>.parquet (with ``profiles:`` set)
 train      a model x a seed     models/<model>/seed<k>/model.skops or model.pt, split, info
 evaluate   a model x a seed     models/<model>/seed<k>/metrics.json, predictions
 aggregate  the experiment       report/
@@ -92,6 +93,10 @@ def _plate_tasks(config: Config) -> list[str]:
 def _segment_tasks(config: Config) -> list[str]:
     # pre-cut crops: nothing to segment (features are measured on the crops)
     return list_plates(config) if has_fields(config) else []
+
+
+def _profile_tasks(config: Config) -> list[str]:
+    return list_plates(config) if config.profiles is not None else []
 
 
 def _train_tasks(config: Config) -> list[str]:
@@ -234,6 +239,16 @@ STAGE_TABLE: tuple[Stage, ...] = (
         runners.run_features,
     ),
     Stage(
+        "profiles",
+        PLATE,
+        ("features",),
+        (*_FIELDS, "features", "ground_truth", "profiles"),
+        _profile_tasks,
+        lambda config, plate: [_paths(config).feature_table(plate)],
+        lambda config, plate: [_paths(config).profile_table(plate)],
+        runners.run_profiles,
+    ),
+    Stage(
         "train",
         MODEL_SEED,
         ("segment", "crop", "features"),
@@ -256,8 +271,18 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "aggregate",
         EXPERIMENT,
-        ("segment", "crop", "features", "train", "evaluate"),
-        (*_FIELDS, "features", "ground_truth", "crops", "split", "models", "seeds", "report"),
+        ("segment", "crop", "features", "profiles", "train", "evaluate"),
+        (
+            *_FIELDS,
+            "features",
+            "ground_truth",
+            "crops",
+            "profiles",
+            "split",
+            "models",
+            "seeds",
+            "report",
+        ),
         _aggregate_tasks,
         _aggregate_inputs,
         lambda config, task: [_paths(config).report_file("index.html")],

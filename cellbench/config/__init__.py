@@ -55,6 +55,7 @@ from cellbench.config.schema import (
     CropsConfig,
     FeaturesConfig,
     GroundTruthConfig,
+    ProfilesConfig,
     SplitConfig,
     TextureConfig,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "TableJoin",
     "TextureConfig",
     "GroundTruthConfig",
+    "ProfilesConfig",
     "config_from_dict",
     "default_data_root",
     "load_config",

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from cellbench.config.base import StrictModel
 from cellbench.config.yaml_file import read_yaml
 
-StageName = Literal["segment", "crop", "features", "train", "evaluate", "aggregate"]
+StageName = Literal["segment", "crop", "features", "profiles", "train", "evaluate", "aggregate"]
 
 
 class SlurmResourceOverride(StrictModel):

@@ -169,6 +169,49 @@ class GroundTruthConfig(StrictModel):
         return self
 
 
+class ControlWells(StrictModel):
+    """The negative-control wells of each plate: a metadata column and its value."""
+
+    column: str = Field("Metadata_Compound", pattern=r"^Metadata_\w+$")
+    value: str = Field("DMSO", description="e.g. DMSO; letters, digits, space and ._+- only")
+
+
+class ProfilesConfig(StrictModel):
+    """Per-well profiles with pycytominer: aggregate, normalise to controls, select features."""
+
+    control: ControlWells = Field(default_factory=ControlWells)
+    aggregate: Literal["median", "mean"] = "median"
+    normalize: Literal["standardize", "robustize", "mad_robustize", "spherize"] = Field(
+        "mad_robustize", description="pycytominer's method, fitted on each plate's control wells"
+    )
+    feature_select: list[
+        Literal[
+            "variance_threshold",
+            "correlation_threshold",
+            "drop_na_columns",
+            "blocklist",
+            "drop_outliers",
+        ]
+    ] = Field(
+        default_factory=lambda: [
+            "variance_threshold",
+            "correlation_threshold",
+            "drop_na_columns",
+            "blocklist",
+        ],
+        description="pycytominer's operations, over all plates at once (aggregate stage)",
+    )
+    normalize_per: Literal["plate", "experiment"] = Field(
+        "plate",
+        description="plate: each plate against its own control wells (the profiles stage); "
+        "experiment: all plates against all control wells at once (the aggregate stage), for "
+        "data with plates that hold no control well",
+    )
+    min_control_wells: int = Field(
+        2, ge=1, description="fewer on a plate (or in the experiment): its task fails"
+    )
+
+
 class KLPair(StrictModel):
     """Two classifiers of the same cells whose predicted class distributions are compared.
 
@@ -204,6 +247,9 @@ class Config(StrictModel):
         default_factory=list, description="none: an experiment that only segments and measures"
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    profiles: ProfilesConfig | None = Field(
+        None, description="per-well profiles (the profiles stage); null: none"
+    )
     report: ReportConfig = Field(default_factory=ReportConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 

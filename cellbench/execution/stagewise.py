@@ -49,6 +49,9 @@ def _run_stage(
 ) -> list[TaskResult]:
     """Run one stage's planned tasks (each rechecks its status) and show progress."""
     echo = options.echo
+    if not stage_plan.tasks:  # e.g. segment for pre-cut crops, profiles when not configured
+        echo(f"{stage_plan.stage}: no task in this experiment")
+        return []
     if not stage_plan.todo:
         echo(f"{stage_plan.stage}: all {len(stage_plan.tasks)} task(s) done, skipped")
         return []

@@ -15,6 +15,7 @@ from cellbench.paths import ResultsPaths
 from cellbench.report import gallery
 from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
+from cellbench.report.profiles import profile_representation
 from cellbench.report.tables import (
     per_class_accuracy,
     summarise_accuracy,
@@ -68,7 +69,8 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     missing_tasks = sorted(set(missing_tasks))
     classified = [r for r in records if "accuracy" in r]
     handcrafted = _handcrafted_representation(config, paths)
-    records_with_features = records + ([handcrafted] if handcrafted else [])
+    profiles = profile_representation(config, paths)
+    records_with_features = records + [r for r in (handcrafted, profiles) if r]
     tables = {
         "accuracy": summarise_accuracy(classified) if classified else pd.DataFrame(),
         "per-class accuracy": per_class_accuracy(classified),

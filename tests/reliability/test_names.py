@@ -141,6 +141,7 @@ def results_paths_calls(paths: ResultsPaths, name: str) -> dict:
         "label_store": lambda: paths.label_store(name),
         "crop_store": lambda: paths.crop_store(name),
         "feature_table": lambda: paths.feature_table(name),
+        "profile_table": lambda: paths.profile_table(name),
         "embeddings": lambda: paths.embeddings(name, seed),
         "model_dir": lambda: paths.model_dir(name, seed),
         "model_file": lambda: paths.model_file(name, seed),
