@@ -177,15 +177,20 @@ def test_failed_plate_is_reported_and_retried_after_repair(tmp_path):
     assert set(plates["Metadata_Plate"]) == {"P1", "P2"}  # the retried plate reached the model
 
 
-def test_tasks_sharing_a_job_run_on_after_one_fails(tmp_path):
+def three_plates_with_profile(tmp_path, input_updates=None, **profile_updates):
+    """An experiment of 3 plates on a copy of the test profile with `profile_updates`."""
     profile = yaml.safe_load(TEST_PROFILE.read_text())
-    profile["stages"] = {"segment": {"tasks_per_job": 2}}
+    profile.update(profile_updates)
     profile_path = tmp_path / "profile.yaml"
     profile_path.write_text(yaml.safe_dump(profile))
     raw = slurm_experiment(tmp_path)
     raw["execution"]["cluster"] = str(profile_path)
-    raw["data"]["input"]["plates"] = 3
-    config_path = write_config(tmp_path / "c.yaml", raw)
+    raw["data"]["input"].update(plates=3, **(input_updates or {}))
+    return raw, write_config(tmp_path / "c.yaml", raw)
+
+
+def test_tasks_sharing_a_job_run_on_after_one_fails(tmp_path):
+    raw, config_path = three_plates_with_profile(tmp_path, stages={"segment": {"tasks_per_job": 2}})
     config = config_from_dict(raw)
     broken = open_plate(config, "P1").folder / "layout.csv"
     original = broken.read_bytes()
@@ -304,15 +309,12 @@ def test_requeued_training_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
-    profile = yaml.safe_load(TEST_PROFILE.read_text())
-    profile["max_array_size"] = 2
-    profile["stages"] = {"segment": {"gpus": 1}}
-    profile_path = tmp_path / "profile.yaml"
-    profile_path.write_text(yaml.safe_dump(profile))
-    raw = slurm_experiment(tmp_path)
-    raw["execution"]["cluster"] = str(profile_path)
-    raw["data"]["input"]["plates"] = 3
-    config_path = write_config(tmp_path / "c.yaml", raw)
+    raw, config_path = three_plates_with_profile(
+        tmp_path,
+        {"rows": "A", "columns": [1, 2, 3], "sites": 1},
+        max_array_size=2,
+        stages={"segment": {"gpus": 1}},
+    )
     run = submit(
         config_path, "--stage", "segment", "--executor", "slurm", "--wait", "--wait-timeout", "300"
     )
