@@ -125,3 +125,20 @@ def test_killed_task_leaves_no_complete_looking_output(tmp_path):
     assert paths.label_store("P1").exists()
     leftovers = [p.name for p in paths.label_store("P1").parent.iterdir() if ".tmp-" in p.name]
     assert leftovers == []  # the rerun removed the killed run's temporary file
+
+
+@pytest.mark.parametrize("profiles", [None, {"control": {"column": "Metadata_Condition"}}])
+def test_a_retried_plate_replans_every_stage_that_reads_it(tmp_path, profiles):
+    raw = experiment_dict(tmp_path / "results", profiles=profiles)
+    raw["data"]["input"]["plates"] = 2
+    config = config_from_dict(raw)
+    plans = {p.stage: p.todo for p in plan(config, "all", only={"segment": {"P2"}})}
+    # a stage without tasks (profiles when not configured) passes nothing on, blocks nothing
+    assert plans["segment"] == plans["crop"] == plans["features"] == ["P2"]
+    assert plans["profiles"] == ([] if profiles is None else ["P2"])
+    assert plans["train"] == plans["evaluate"] == ["rf.seed0"] and plans["aggregate"] == ["report"]
+    # only a profiles task: the models do not read profiles, the report does
+    if profiles is not None:
+        plans = {p.stage: p.todo for p in plan(config, "all", only={"profiles": {"P1"}})}
+        assert plans["profiles"] == ["P1"] and plans["aggregate"] == ["report"]
+        assert plans["train"] == plans["evaluate"] == plans["features"] == []

@@ -1,8 +1,9 @@
 """Plans: which tasks of which stages have to run. Shared by every executor.
 
-A task is planned when it is not done, or when the task it depends on in the stage before is
-planned (its input is about to change). Plate stages depend plate by plate; train, evaluate
-and aggregate depend on the whole stage before (evaluate on the same model and seed).
+A task is planned when it is not done, or when a task it reads from a stage upstream of it
+(`Stage.upstream`) is planned: its input is about to change. Plate stages depend plate by
+plate; train, evaluate and aggregate depend on the whole of each stage they read (evaluate on
+the same model and seed of train).
 Each task still checks at run time whether it is done, so planning too much costs little.
 """
 
@@ -85,8 +86,9 @@ def plan(
         else:  # every task not done (prerequisites of a single stage too)
             reasons = _not_done(config, name, tasks)
             todo = set(reasons)
-        if plans:
-            todo |= _downstream_of(plans[-1], name, tasks, config)
+        for upstream in plans:  # the stages it reads (a stage without tasks passes nothing)
+            if upstream.stage in stage_row(name).upstream:
+                todo |= _downstream_of(upstream, name, tasks, config)
         shown = {t: why for t, why in reasons.items() if why != NEVER_RAN}
         plans.append(StagePlan(name, tasks, [t for t in tasks if t in todo], shown))
     return plans

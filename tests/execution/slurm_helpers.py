@@ -68,6 +68,20 @@ def squeue_dependencies() -> dict[str, str]:
     return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
 
 
+def sacct_column(job_ids, column: str = "State") -> dict[str, str]:
+    """Job id -> `column` as accounting records it, for the jobs (and array elements) given.
+
+    Empty when sacct fails: callers poll until accounting has caught up.
+    """
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", f"JobID,{column}", "-j", ",".join(job_ids)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    ).stdout
+    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+
 def queued_jobs() -> list[str]:
     """Every job id the controller still lists (pending, running or completing)."""
     out = subprocess.run(

@@ -22,6 +22,7 @@ from tests.execution.slurm_helpers import (
     queued_jobs,
     require_root,
     require_slurm,
+    sacct_column,
     sbatch,
     squeue_dependencies,
     submitted_arrays,
@@ -103,22 +104,7 @@ def test_all_stages_as_dependent_arrays_match_a_local_run(tmp_path):
 
     def final_states() -> dict[str, str] | None:
         # slurmdbd records a finished job a moment after slurmctld: poll until all are there
-        sacct = subprocess.run(
-            [
-                "sacct",
-                "-n",
-                "-X",
-                "-P",
-                "-o",
-                "JobID,State",
-                "-j",
-                ",".join(next(iter(ids)) for ids in arrays.values()),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        states = dict(line.split("|") for line in sacct.splitlines())
+        states = sacct_column([next(iter(ids)) for ids in arrays.values()])
         finished = len(states) == len(jobs) and all(
             state not in ("PENDING", "RUNNING") for state in states.values()
         )
@@ -211,13 +197,7 @@ def test_tasks_sharing_a_job_run_on_after_one_fails(tmp_path):
 
     def job_states():
         jobs = {record[p]["job_id"] for p in ("P1", "P3")}
-        sacct = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        states = dict(line.split("|") for line in sacct.splitlines() if line.split("|")[0] in jobs)
+        states = {job: state for job, state in sacct_column(jobs).items() if job in jobs}
         return states if len(states) == 2 and "RUNNING" not in states.values() else None
 
     states = wait_until(job_states, 60, "sacct to record both jobs", poll_s=1)
@@ -326,13 +306,8 @@ def test_long_stages_split_into_arrays_and_gpus_are_requested(tmp_path):
     job_ids = {entry["job_id"] for entry in record.values()}  # a 1-task chunk is a plain job
 
     def accounted():  # slurmdbd records array elements a moment after they end
-        tres = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,AllocTRES", "-j", ",".join(arrays)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        lines = [line for line in tres.splitlines() if line.split("|")[0] in job_ids]
+        tres = sacct_column(arrays, "AllocTRES")
+        lines = [f"{job}|{value}" for job, value in tres.items() if job in job_ids]
         return lines if len(lines) == 3 else None
 
     lines = wait_until(accounted, 60, "sacct to list the three array elements", poll_s=1)
@@ -417,13 +392,7 @@ def test_start_sh_recovers_no_job_after_an_interrupted_run(slurm):
     fresh_job_runs()
 
     def accounted() -> dict[str, str] | None:  # the old jobs are closed in accounting too
-        sacct = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout
-        states = dict(line.split("|")[:2] for line in sacct.splitlines() if "|" in line)
+        states = sacct_column(jobs)
         return states if states and "RUNNING" not in states.values() else None
 
     states = wait_until(accounted, 30, "sacct to close the old jobs", poll_s=1)
