@@ -16,6 +16,7 @@ from cellbench.report import gallery
 from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
 from cellbench.report.profiles import profile_representation
+from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
 from cellbench.report.tables import (
     per_class_accuracy,
     summarise_accuracy,
@@ -90,6 +91,7 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
         tables["background study (Table 1)"] = study["table"]
         figures += [p for p in study["written"] if p.suffix == ".png"]
     written = _write_tables(tables, paths, config.name, missing_tasks) + figures
+    summary, chart_files = _summary(tables, paths)
     index = write_index_html(
         paths.report_dir,
         f"{config.name}: cellbench report",
@@ -99,10 +101,24 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
         None,
         timings,
         missing_tasks,
+        summary,
     )
+    written += chart_files
     written.append(index)
     log.info("report: %d model run(s), %d missing task(s)", len(records), len(missing_tasks))
     return {"written": [str(p) for p in written], "missing_tasks": missing_tasks}
+
+
+def _summary(tables: dict, paths: ResultsPaths) -> tuple[str, list[Path]]:
+    """The summary block that opens the page, and the accuracy chart it shows."""
+    accuracy = tables.get("accuracy")
+    chart_files, chart, majority = [], None, None
+    if accuracy is not None and not accuracy.empty:
+        chart_files = accuracy_chart(accuracy, paths.report_file("summary_accuracy"))
+        chart = chart_files[0]
+        if "majority_rate_mean" in accuracy and accuracy["majority_rate_mean"].notna().any():
+            majority = float(accuracy["majority_rate_mean"].max())
+    return summary_html(answer_lines(tables), chart, majority), chart_files
 
 
 def _write_tables(tables: dict, paths: ResultsPaths, title: str, missing: list[str]) -> list[Path]:

@@ -44,8 +44,53 @@ th { background: #f0f0f0; }
 td:first-child, th:first-child { text-align: left; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
+#figures-grid figure { width: 260px; }
+#figures-grid figure img.thumb { width: 260px; height: 200px; object-fit: contain; }
+#figures-grid figcaption { font-size: 0.8em; overflow-wrap: anywhere; }
+#summary { background: #f4f8fb; border: 1px solid #cdd9e5; padding: 0.5em 1.5em; }
+#summary img.chart { max-width: 700px; }
+details > summary { cursor: pointer; }
+details > summary h2 { display: inline; }
+th.sortable { cursor: pointer; }
+th.sortable::after { content: " \\2195"; color: #999; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
 nav a { margin-right: 1em; }
+"""
+
+# Sorts a table by a column when its header is clicked (numbers as numbers, else text; a
+# second click reverses). `#sort=<table id>:<column index>[:desc]` in the URL sorts on load.
+_SORT_SCRIPT = r"""
+function cellbenchSort(table, column, descending) {
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var key = function (row) {
+    var text = row.cells[column] ? row.cells[column].textContent.trim() : "";
+    var number = parseFloat(text);
+    return isNaN(number) || !/^[-+]?[0-9.eE+-]+$/.test(text) ? text.toLowerCase() : number;
+  };
+  rows.sort(function (a, b) {
+    var x = key(a), y = key(b);
+    if (typeof x !== typeof y) { x = String(x); y = String(y); }
+    var order = x < y ? -1 : x > y ? 1 : 0;
+    return descending ? -order : order;
+  });
+  rows.forEach(function (row) { body.appendChild(row); });
+  table.setAttribute("data-sorted", column + (descending ? ":desc" : ":asc"));
+}
+document.querySelectorAll("table.dataframe").forEach(function (table) {
+  var headers = table.tHead ? table.tHead.rows[0].cells : [];
+  Array.prototype.forEach.call(headers, function (header, column) {
+    header.classList.add("sortable");
+    header.addEventListener("click", function () {
+      var descending = table.getAttribute("data-sorted") === column + ":asc";
+      cellbenchSort(table, column, descending);
+    });
+  });
+});
+var wanted = /^#sort=([\w-]+):(\d+)(:desc)?$/.exec(window.location.hash);
+if (wanted && document.getElementById(wanted[1])) {
+  cellbenchSort(document.getElementById(wanted[1]), Number(wanted[2]), Boolean(wanted[3]));
+}
 """
 
 # Counts images that loaded (complete, with a width) and broken ones, after the load event.
@@ -156,7 +201,7 @@ def _figure_html(report_dir: Path, path: Path) -> str:
         pdf_rel = Path(os.path.relpath(pdf.resolve(), Path(report_dir).resolve())).as_posix()
         link = f' (<a href="{html.escape(quote(pdf_rel))}">PDF</a>)'
     return (
-        f'<figure><a href="{src}"><img src="{src}" alt="{caption}"></a>'
+        f'<figure><a href="{src}"><img class="thumb" src="{src}" alt="{caption}"></a>'
         f"<figcaption>{caption}{link}</figcaption></figure>"
     )
 
@@ -169,6 +214,15 @@ def _key_value_html(table_id: str, values: Mapping[str, object]) -> str:
     return f'<table id="{table_id}">{rows}</table>'
 
 
+def _section(anchor: str, title: str, body: str, *, open_: bool = False) -> str:
+    """A section collapsed by default (``<details>``), opened by a click or its anchor link."""
+    opened = " open" if open_ else ""
+    return (
+        f'<details id="section-{anchor}"{opened}><summary><h2 id="{anchor}">{title}</h2>'
+        f"</summary>\n{body}\n</details>"
+    )
+
+
 def index_html(
     report_dir: Path,
     title: str,
@@ -178,6 +232,7 @@ def index_html(
     provenance: Mapping[str, object],
     timings: pd.DataFrame | None,
     missing: Sequence[str],
+    summary: str = "",
 ) -> str:
     """The page as a string; see `write_index_html` for the parameters."""
     name = html.escape(title)
@@ -204,19 +259,15 @@ def index_html(
 <body>
 <h1>{name}</h1>
 <p>Report written {stamp}.</p>
+{summary}
 <nav>{nav}</nav>
-<h2 id="tables">Tables</h2>
-{tables_html}
-<h2 id="figures">Figures</h2>
-{figures_html}
-<h2 id="config">Config</h2>
-<pre id="config-text">{html.escape(config_text)}</pre>
-<h2 id="provenance">Provenance</h2>
-{_key_value_html("table-provenance", provenance)}
-<h2 id="timings">Task timings</h2>
-{timings_html}
-<h2 id="missing">Failed or missing tasks</h2>
-{missing_html}
+{_section("tables", "Tables", tables_html)}
+{_section("figures", "Figures", f'<div id="figures-grid">{figures_html}</div>')}
+{_section("config", "Config", f'<pre id="config-text">{html.escape(config_text)}</pre>')}
+{_section("provenance", "Provenance", _key_value_html("table-provenance", provenance))}
+{_section("timings", "Task timings", timings_html)}
+{_section("missing", "Failed or missing tasks", missing_html, open_=bool(missing))}
+<script>{_SORT_SCRIPT}</script>
 <script>{_CHECK_SCRIPT}</script>
 </body></html>
 """
@@ -231,6 +282,7 @@ def write_index_html(
     provenance: Mapping[str, object] | None,
     timings: pd.DataFrame | None,
     missing: Sequence[str],
+    summary: str = "",
 ) -> Path:
     """Write ``<report_dir>/index.html`` atomically and return its path.
 
@@ -252,11 +304,15 @@ def write_index_html(
         One row per task (e.g. stage, task, state, seconds).
     missing : sequence of str
         Failed or missing tasks, named ``stage/task``.
+    summary : str
+        HTML of the block that opens the page (`cellbench.report.summary.summary_html`).
     """
     report_dir = Path(report_dir)
     if provenance is None:
         provenance = collect_provenance()
-    page = index_html(report_dir, title, tables, figures, config_text, provenance, timings, missing)
+    page = index_html(
+        report_dir, title, tables, figures, config_text, provenance, timings, missing, summary
+    )
     path = report_dir / "index.html"
     write_text(path, page)
     return path

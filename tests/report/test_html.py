@@ -21,6 +21,7 @@ import pytest
 
 from cellbench.report.figures import kl_histogram_figure, plate_heatmap_figure, save_figure
 from cellbench.report.html import collect_provenance, git_commit, write_index_html
+from cellbench.report.summary import answer_lines, summary_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -72,6 +73,7 @@ def build_page(report_dir: Path, **overrides) -> Path:
         "provenance": collect_provenance(),
         "timings": timings,
         "missing": ["evaluate/cnn.seed2"],
+        "summary": summary_html(answer_lines(TABLES), None, 0.5),
     }
     arguments.update(overrides)
     return write_index_html(**arguments)
@@ -81,7 +83,14 @@ def test_page_escapes_text_and_links_figures_relatively(tmp_path):
     page = build_page(tmp_path / "report").read_text()
     assert "<title>demo &lt;experiment&gt; &amp; co</title>" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
-    assert '<img src="kl%20hist.png"' in page and '<img src="plate.png"' in page
+    # thumbnails in a grid, each a link to its full-size figure
+    assert '<a href="kl%20hist.png"><img class="thumb" src="kl%20hist.png"' in page
+    assert '<a href="plate.png"><img class="thumb" src="plate.png"' in page
+    # sections collapsed, the summary first; failed tasks shown open
+    assert page.index('<section id="summary">') < page.index('<details id="section-tables">')
+    assert (
+        '<details id="section-figures">' in page and '<details id="section-missing" open>' in page
+    )
     assert '<a href="kl%20hist.pdf">PDF</a>' in page
     for table_id in TABLE_IDS:
         assert f'id="{table_id}"' in page
@@ -150,6 +159,10 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert int(attributes["tables"]) == len(TABLE_IDS)
     for table_id in TABLE_IDS:
         assert f'id="{table_id}"' in done.stdout
+    assert "accuracy on held-out cells: rf 0.910 ± 0.020, within 3 SE of cnn" in done.stdout
+    for thumbnail in re.findall(r'<a href="([^"]+)"><img class="thumb" src="([^"]+)"', done.stdout):
+        assert thumbnail[0] == thumbnail[1]  # a click opens the figure itself
+        assert (page.parent / thumbnail[0].replace("%20", " ")).is_file()
 
     screenshot = tmp_path / "report_screenshot.png"
     done = run_chromium(
@@ -184,3 +197,20 @@ def test_a_broken_image_is_reported_by_the_page(tmp_path):
     assert check is not None
     assert 'data-images-loaded="1"' in check.group(0)
     assert 'data-images-broken="1"' in check.group(0)
+
+
+def test_tables_sort_by_a_column_in_the_browser(tmp_path):
+    chromium = chromium_or_skip()
+    page = build_page(tmp_path / "report")
+    rows = re.compile(r'<table[^>]*id="table-accuracy"[^>]*>.*?<tbody>(.*?)</tbody>', re.S)
+    before = rows.search(page.read_text()).group(1)
+    assert before.index(">rf<") < before.index(">cnn<")  # as written: rf first
+    # column 1 (accuracy_mean) ascending, as a click on its header does; the URL says which
+    url = page.resolve().as_uri() + "#sort=table-accuracy:1"
+    done = run_chromium(
+        chromium, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", url
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = rows.search(done.stdout)
+    assert after is not None and 'data-sorted="1:asc"' in done.stdout
+    assert after.group(1).index(">cnn<") < after.group(1).index(">rf<")  # 0.87 before 0.91
