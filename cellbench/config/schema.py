@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -119,6 +120,21 @@ class FeaturesConfig(StrictModel):
     texture: TextureConfig | None = Field(
         default_factory=TextureConfig, description="null: no texture features"
     )
+    backend: Literal["cellbench", "cellprofiler"] = Field(
+        "cellbench",
+        description="cellbench: the fast native features; cellprofiler: CellProfiler's full "
+        "set measured with cp_measure (pip install cellbench[cellprofiler])",
+    )
+
+    @model_validator(mode="after")
+    def _backend_installed(self) -> FeaturesConfig:
+        """A config error naming the pip extra when cp_measure is chosen but not installed."""
+        if self.backend == "cellprofiler" and importlib.util.find_spec("cp_measure") is None:
+            raise ValueError(
+                "backend: cellprofiler needs cp_measure, which is not installed: "
+                "pip install cellbench[cellprofiler]"
+            )
+        return self
 
 
 class AutoThreshold(StrictModel):

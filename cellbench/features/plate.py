@@ -102,7 +102,10 @@ def _field_table(
     markers = ground_truth.markers if ground_truth else []
     image = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
     cells, nuclei = read_labels(label_store, field.name)
-    measured = measure_field(image[: len(channels)], cells, nuclei, channels, features)
+    measure = measure_field
+    if features.backend == "cellprofiler":
+        from cellbench.features.cellprofiler import measure_field_cellprofiler as measure
+    measured = measure(image[: len(channels)], cells, nuclei, channels, features)
     labels = measured.pop("label")
     metadata = {
         metadata_column("cell_id"): cell_ids(plate.name, field.name, labels),

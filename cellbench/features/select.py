@@ -5,6 +5,12 @@ Columns read ``<Region>_<Group>_<Feature>[_<Channel>[_<distance>_<angle>]]`` (se
 ``Image_Count_Cells``, and count as region ``Image``. Each column is read with its group's
 grammar (`cellbench.features.groups.parse_column`); ``Metadata_`` columns and anything else
 that does not follow the scheme are never selected.
+
+Columns of CellProfiler's groups that cellbench does not measure itself (``features.backend:
+cellprofiler``: ``Granularity``, ``Correlation``, ``RadialDistribution``, ``Location`` and
+AreaShape's Zernike and Feret columns, which the native grammar does not read) are selected
+when ``groups`` is None (every group) and their region is wanted; naming their groups is not
+possible, and ``channels`` does not filter them (their channel is not parsed).
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ def select_columns(
     for column in columns:
         parsed = parse_column(column)
         if parsed is None:
+            if wanted_groups is None and _cellprofiler_region(column, wanted_regions):
+                selected.append(column)
             continue
         if wanted_groups is not None and parsed.group not in wanted_groups:
             continue
@@ -101,3 +109,15 @@ def select_columns(
             continue
         selected.append(column)
     return selected
+
+
+def _cellprofiler_region(column: str, wanted_regions: list[str] | None) -> bool:
+    """Whether a column outside the native grammar is one of CellProfiler's wanted cell regions.
+
+    It must read ``<Region>_<Group>_...`` with a cell region (not ``Image``) among
+    `wanted_regions` (None: all) and a capitalised group word.
+    """
+    parts = column.split("_", 2)
+    if len(parts) < 3 or parts[0] not in CELL_REGIONS or not parts[1][:1].isupper():
+        return False
+    return wanted_regions is None or parts[0] in wanted_regions

@@ -13,6 +13,11 @@
    extra grey level that is dropped, so both count the same pairs).
 4. Prints cells per second and the speed-up, with and without texture, and the largest
    difference between the two tables (they compute the same definitions).
+5. Backends on a real field: segments the ExampleHuman field (`configs/examplehuman.yaml`,
+   data under CELLBENCH_DATA; skipped when missing) and prints cells/s of each
+   ``features.backend`` on it (3 regions, its 2 channels; cellbench with its default texture,
+   cellprofiler with CellProfiler's full set through cp_measure; skipped when cp_measure is
+   not installed). ``--backends-only`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -155,13 +160,79 @@ def largest_difference(ours: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, fl
     return worst
 
 
+def examplehuman_field(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The ExampleHuman field segmented with its config: (image, cells, nuclei, channels)."""
+    import yaml
+
+    from cellbench.config import load_config
+    from cellbench.data.plates import open_plate, read_field
+    from cellbench.execution.run import execute
+    from cellbench.paths import ResultsPaths
+    from cellbench.segment.store import read_labels
+
+    raw = yaml.safe_load((REPO / "configs" / "examplehuman.yaml").read_text())
+    raw["results_root"] = str(workdir / "examplehuman")
+    path = workdir / "examplehuman.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    execute(config, "segment", "local", echo=lambda line: None)
+    plate = open_plate(config, "ExampleHuman")
+    first = plate.fields[0]
+    channels = list(config.data.channels)
+    store = ResultsPaths(config.results_root).label_store("ExampleHuman")
+    cells, nuclei = read_labels(store, first.name)
+    return read_field(plate, first, channels), cells, nuclei, channels
+
+
+def backend_rows(workdir: Path, repeats: int) -> None:
+    """Print cells/s of each features backend on the ExampleHuman field (step 5)."""
+    from cellbench.config import default_data_root
+
+    if not (default_data_root() / "cellprofiler_examples").is_dir():
+        print("no CellProfiler examples under CELLBENCH_DATA: backends not compared")
+        return
+    image, cells, nuclei, channels = examplehuman_field(workdir)
+    n_cells = len(np.unique(cells[cells > 0]))
+    backends = {"cellbench": measure_field}
+    try:
+        from cellbench.features.cellprofiler import measure_field_cellprofiler, require_cp_measure
+
+        require_cp_measure()
+        backends["cellprofiler"] = measure_field_cellprofiler
+    except ImportError:
+        print("cp_measure not installed: no cellprofiler row")
+    print()
+    print(
+        f"ExampleHuman field, {image.shape[1]} x {image.shape[2]} px, {n_cells} cells, "
+        f"{len(channels)} channels {channels}, 3 regions"
+    )
+    print("| backend | columns | s (best / median) | cells/s |")
+    print("|---|---|---|---|")
+    for name, measure_backend in backends.items():
+        features = FeaturesConfig(regions=list(REGIONS), backend=name)
+        times, columns = [], 0
+        for _ in range(repeats if name == "cellbench" else 1):
+            start = time.perf_counter()
+            table = measure_backend(image, cells, nuclei, channels, features)
+            times.append(time.perf_counter() - start)
+            columns = table.shape[1] - 1  # without label
+        best, median = min(times), float(np.median(times))
+        print(f"| {name} | {columns} | {best:.3f} / {median:.3f} | {n_cells / best:,.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fields", type=int, default=4)
     parser.add_argument("--cells", type=int, default=130, help="cells drawn per field")
     parser.add_argument("--repeats", type=int, default=3, help="passes of measure_field")
+    parser.add_argument("--backends-only", action="store_true", help="only step 5")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cellbench-bench-features"))
     args = parser.parse_args()
+    if args.backends_only:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        warnings.simplefilter("ignore")
+        backend_rows(args.workdir, args.repeats)
+        return
     shutil.rmtree(args.workdir, ignore_errors=True)
     fields = make_fields(args.workdir, args.fields, args.cells)
     n_cells = sum(len(np.unique(c[c > 0])) for _, c, _ in fields)
@@ -204,6 +275,7 @@ def main() -> None:
         "largest relative difference to the baseline: "
         + ", ".join(f"{group} {value:.1e}" for group, value in sorted(worst.items()))
     )
+    backend_rows(args.workdir, args.repeats)
 
 
 if __name__ == "__main__":
