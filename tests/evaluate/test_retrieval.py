@@ -174,3 +174,13 @@ def test_silhouette_sample_is_seeded():
     a = silhouette(x, labels, sample_size=15, seed=3)
     assert a == silhouette(x, labels, sample_size=15, seed=3)
     assert a != silhouette(x, labels, sample_size=15, seed=4)
+
+
+def test_benjamini_hochberg_equals_the_step_up_rule():
+    """scipy's BH equals the step-up rule written out: q_(i) = min_{j>=i} p_(j) M / j, <= 1."""
+    p = np.random.default_rng(3).uniform(size=40) ** 3
+    order = np.argsort(p)
+    raw = p[order] * len(p) / np.arange(1, len(p) + 1)
+    expected = np.empty_like(p)
+    expected[order] = np.minimum(np.minimum.accumulate(raw[::-1])[::-1], 1.0)
+    np.testing.assert_allclose(benjamini_hochberg(p), expected, rtol=1e-12)
