@@ -96,6 +96,12 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     tables = ("accuracy", "per-class-accuracy", "representations", "generation")
     for table in (*tables, "background-study-table-1", "kl-resnet-original-vs-resnet-masked"):
         assert f'id="table-{table}"' in done.stdout
+    # the page opens with the answer: the best model and input, before every other section
+    summary = re.search(r'<section id="summary">(.*?)</section>', done.stdout, re.S)
+    best = pd.read_csv(report / "accuracy.csv").sort_values("accuracy_mean").iloc[-1]
+    assert summary is not None
+    assert f"accuracy on held-out cells: {best['model']} ({best['input']})" in summary.group(1)
+    assert done.stdout.index('id="summary"') < done.stdout.index('id="section-tables"')
 
 
 @pytest.mark.skipif(not (default_data_root() / "bbbc021").is_dir(), reason="no BBBC021 data")
