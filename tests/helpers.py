@@ -70,3 +70,32 @@ def assert_pycytominer_sees_every_feature(table) -> None:
         c for c in columns if c in regions or c in image
     ]
     assert infer_cp_features(table, metadata=True) == metadata
+
+
+def segmented_examplehuman_field(workdir: Path):
+    """The real ExampleHuman field, segmented with its config under `workdir`.
+
+    Returns
+    -------
+    (image, cells, nuclei, channels)
+        (C, Y, X) raw intensities of ``data.channels``, the two label images, channel names.
+    """
+    from cellbench.config import load_config
+    from cellbench.data.plates import open_plate, read_field
+    from cellbench.execution.run import execute
+    from cellbench.paths import ResultsPaths
+    from cellbench.segment.store import read_labels
+
+    raw = yaml.safe_load((REPO / "configs" / "examplehuman.yaml").read_text())
+    raw["results_root"] = str(workdir / "examplehuman")
+    path = workdir / "examplehuman.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    execute(config, "segment", "local", echo=lambda line: None)
+    plate = open_plate(config, "ExampleHuman")
+    first = plate.fields[0]
+    channels = list(config.data.channels)
+    cells, nuclei = read_labels(
+        ResultsPaths(config.results_root).label_store(plate.name), first.name
+    )
+    return read_field(plate, first, channels), cells, nuclei, channels

@@ -22,6 +22,7 @@ from cellbench.features.profiles import (
     select_profile_features,
 )
 from cellbench.io.atomic import atomic_path
+from cellbench.models.classical import MedianImputer
 from cellbench.paths import ResultsPaths
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,9 @@ def profile_representation(config, paths: ResultsPaths) -> dict | None:
     if not features or label not in selected.columns:
         log.warning("report: per-well profiles without features or %s: not scored", label)
         return None
-    values = selected[features].to_numpy(np.float64)
-    values = np.where(np.isfinite(values), values, np.nan)
-    medians = np.nanmedian(values, axis=0)  # a feature missing in a well: the wells' median
-    values = np.where(np.isnan(values), np.where(np.isnan(medians), 0.0, medians), values)
+    # a feature missing in a well: the wells' median (0 for a feature missing everywhere)
+    imputer = MedianImputer(strategy="median", keep_empty_features=True)
+    values = imputer.fit_transform(selected[features].to_numpy(np.float64))
     # a control well normalised against itself alone is all zeros: no direction to compare
     labelled = selected[label].notna().to_numpy() & (np.abs(values).sum(axis=1) > 0)
     if (~labelled).any():

@@ -48,6 +48,7 @@ from cellbench.features.measure import (  # noqa: E402
     measure_field,
 )
 from cellbench.segment import Segmenter  # noqa: E402
+from tests.helpers import segmented_examplehuman_field  # noqa: E402
 
 TEXTURE = TextureConfig(distances_px=[1], angles_deg=[0.0], levels=32)
 GLCM_PROPS = {  # our name -> graycoprops' name
@@ -160,30 +161,6 @@ def largest_difference(ours: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, fl
     return worst
 
 
-def examplehuman_field(workdir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The ExampleHuman field segmented with its config: (image, cells, nuclei, channels)."""
-    import yaml
-
-    from cellbench.config import load_config
-    from cellbench.data.plates import open_plate, read_field
-    from cellbench.execution.run import execute
-    from cellbench.paths import ResultsPaths
-    from cellbench.segment.store import read_labels
-
-    raw = yaml.safe_load((REPO / "configs" / "examplehuman.yaml").read_text())
-    raw["results_root"] = str(workdir / "examplehuman")
-    path = workdir / "examplehuman.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
-    execute(config, "segment", "local", echo=lambda line: None)
-    plate = open_plate(config, "ExampleHuman")
-    first = plate.fields[0]
-    channels = list(config.data.channels)
-    store = ResultsPaths(config.results_root).label_store("ExampleHuman")
-    cells, nuclei = read_labels(store, first.name)
-    return read_field(plate, first, channels), cells, nuclei, channels
-
-
 def backend_rows(workdir: Path, repeats: int) -> None:
     """Print cells/s of each features backend on the ExampleHuman field (step 5)."""
     from cellbench.config import default_data_root
@@ -191,7 +168,7 @@ def backend_rows(workdir: Path, repeats: int) -> None:
     if not (default_data_root() / "cellprofiler_examples").is_dir():
         print("no CellProfiler examples under CELLBENCH_DATA: backends not compared")
         return
-    image, cells, nuclei, channels = examplehuman_field(workdir)
+    image, cells, nuclei, channels = segmented_examplehuman_field(workdir)
     n_cells = len(np.unique(cells[cells > 0]))
     backends = {"cellbench": measure_field}
     try:

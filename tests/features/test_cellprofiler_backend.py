@@ -9,16 +9,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from cellbench.config import FeaturesConfig, default_data_root, load_config
-from cellbench.data.plates import open_plate, read_field
+from cellbench.config import FeaturesConfig, default_data_root
 from cellbench.features.measure import measure_field
 from cellbench.features.plate import measure_plate
 from cellbench.features.select import select_columns
 from cellbench.paths import ResultsPaths
-from cellbench.segment.store import read_labels
-from tests.helpers import REPO, assert_pycytominer_sees_every_feature
+from tests.helpers import assert_pycytominer_sees_every_feature, segmented_examplehuman_field
 
 pytest.importorskip("cp_measure", reason="cp_measure not installed (cellbench[cellprofiler])")
 
@@ -52,21 +49,8 @@ def examplehuman_field(tmp_path_factory):
     """The ExampleHuman field segmented by its config, cropped: (image, cells, nuclei, channels)."""
     if not (default_data_root() / "cellprofiler_examples").is_dir():
         pytest.skip("no CellProfiler examples under CELLBENCH_DATA")
-    from cellbench.execution.run import execute
-
     tmp = tmp_path_factory.mktemp("examplehuman")
-    raw = yaml.safe_load((REPO / "configs" / "examplehuman.yaml").read_text())
-    raw["results_root"] = str(tmp / "results")
-    path = tmp / "examplehuman.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
-    execute(config, "segment", "local", echo=lambda line: None)
-    plate = open_plate(config, "ExampleHuman")
-    first = plate.fields[0]
-    channels = list(config.data.channels)
-    image = read_field(plate, first, channels)
-    store = ResultsPaths(config.results_root).label_store("ExampleHuman")
-    cells, nuclei = read_labels(store, first.name)
+    image, cells, nuclei, channels = segmented_examplehuman_field(tmp)
     crop = (slice(0, 256), slice(0, 256))
     return image[:, crop[0], crop[1]], cells[crop], nuclei[crop], channels
 
