@@ -13,7 +13,8 @@ overlaps most, area filters and border clearing after.
 Examples
 --------
 >>> segmenter = Segmenter(config.segmentation)  # doctest: +SKIP
->>> [(cells, nuclei)] = segmenter.segment_fields([image], ["DNA", "tubulin", "actin"])
+>>> channels = ["DNA", "tubulin", "actin"]
+>>> [(cells, nuclei)] = segmenter.segment_fields([image], channels)  # doctest: +SKIP
 """
 
 from __future__ import annotations
