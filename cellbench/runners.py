@@ -109,14 +109,22 @@ def run_features(config: Config, plate: str, settings_hash: str) -> dict:
     from cellbench.features.plate import measure_plate
 
     labels = _require(paths.label_store(plate))
+    opened = open_plate(config, plate)
+    imported = None
+    if config.features.source == "cellprofiler":
+        from cellbench.features.cp_import import PlateExport
+
+        settings = config.features
+        imported = PlateExport(settings.tables, plate, opened.fields, settings.regions)
     return measure_plate(
-        open_plate(config, plate),
+        opened,
         labels,
         config.data.channels,
         config.features,
         paths.feature_table(plate),
         ground_truth=_marker_setup(config),
         nonfinite=config.data.nonfinite,
+        imported=imported,
     )
 
 

@@ -35,6 +35,7 @@ from cellbench.config import Config, stable_hash
 from cellbench.config.cluster import StageName
 from cellbench.data.plates import has_fields, list_plates
 from cellbench.errors import CellbenchError
+from cellbench.features.cp_tables import export_files
 from cellbench.paths import ResultsPaths
 from cellbench.runners import model_task, model_weights, parse_model_task
 from cellbench.status import (
@@ -126,7 +127,12 @@ def _crop_inputs(config: Config, plate: str) -> list[Path]:
 
 def _features_inputs(config: Config, plate: str) -> list[Path]:
     paths = _paths(config)
-    return [paths.label_store(plate) if has_fields(config) else paths.crop_store(plate)]
+    if not has_fields(config):
+        return [paths.crop_store(plate)]
+    read = [paths.label_store(plate)]
+    if config.features.source == "cellprofiler":  # a new export makes the features stale
+        read += export_files(config.features.tables.path_for(plate))
+    return read
 
 
 def _model_reads(config: Config, task: str) -> list[Path]:

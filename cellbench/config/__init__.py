@@ -9,7 +9,7 @@ Paths in the YAML may hold `${VAR}` environment variables; `${CELLBENCH_DATA}` d
 Examples
 --------
 >>> config = load_config("configs/demo.yaml")  # doctest: +SKIP
->>> config.results_root
+>>> config.results_root  # doctest: +SKIP
 PosixPath('/.../results/demo')
 """
 
@@ -50,6 +50,7 @@ from cellbench.config.models import (
 )
 from cellbench.config.schema import (
     BackgroundConfig,
+    CellProfilerTables,
     Config,
     CropKind,
     CropsConfig,
@@ -79,6 +80,7 @@ __all__ = [
     "SegmentationConfig",
     "StarDistNuclei",
     "BackgroundConfig",
+    "CellProfilerTables",
     "ClusterProfile",
     "Config",
     "ContainerConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import string
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -111,8 +112,55 @@ class TextureConfig(StrictModel):
     levels: int = Field(32, ge=2, le=256, description="grey levels after per-object scaling")
 
 
+class CellProfilerTables(StrictModel):
+    """CellProfiler's own measurements, read instead of measured (``features.source``).
+
+    `path` is a folder of ExportToSpreadsheet CSVs (``Image.csv`` and one CSV per object,
+    any common file prefix such as ``MyExpt_``), an ExportToDatabase SQLite file (``.db``,
+    ``.sqlite``) or a CytoTable / pycytominer single-cell Parquet file. ``{plate}`` in the path
+    stands for the plate's name (one export per plate); without it, every plate reads the same
+    tables and takes the images whose file names are among its fields' files.
+    """
+
+    path: str = Field(description="the export: folder, SQLite or Parquet file; may hold {plate}")
+    objects: dict[Region, str] = Field(
+        default_factory=lambda: {region: region for region in ("Nuclei", "Cytoplasm", "Cells")},
+        min_length=1,
+        description="cellbench region -> CellProfiler object name (e.g. Cells: Cells)",
+    )
+    match: Literal["centroid", "label"] = Field(
+        "centroid",
+        description="centroid: each CellProfiler cell joins the nearest segmented cell within "
+        "tolerance_px; label: CellProfiler's object number is the cell's label (the export "
+        "measured cellbench's own masks)",
+    )
+    tolerance_px: float = Field(5.0, gt=0, description="largest centroid distance of a match")
+    image_features: bool = Field(
+        True, description="join per-image measurements (Image_Count_*, Image_Texture_*...)"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _one_placeholder(cls, path: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
+        if names - {"plate"}:
+            raise ValueError(f"path {path!r}: only {{plate}} may stand in braces")
+        return path
+
+    def path_for(self, plate: str) -> Path:
+        """The export of `plate`."""
+        return Path(self.path.replace("{plate}", plate))
+
+
 class FeaturesConfig(StrictModel):
-    """Handcrafted features per cell."""
+    """Handcrafted features per cell: measured here, or read from CellProfiler's tables."""
+
+    source: Literal["measure", "cellprofiler"] = Field(
+        "measure",
+        description="measure: features measured by `backend`; cellprofiler: read from "
+        "CellProfiler's exported tables (`tables`) and joined to the segmented cells",
+    )
+    tables: CellProfilerTables | None = Field(None, description="with source: cellprofiler")
 
     regions: list[Region] = Field(
         default_factory=lambda: ["Nuclei", "Cytoplasm", "Cells"], min_length=1
@@ -125,6 +173,15 @@ class FeaturesConfig(StrictModel):
         description="cellbench: the fast native features; cellprofiler: CellProfiler's full "
         "set measured with cp_measure (pip install cellbench[cellprofiler])",
     )
+
+    @model_validator(mode="after")
+    def _tables_with_source(self) -> FeaturesConfig:
+        """`tables` given exactly when the source is CellProfiler's tables."""
+        if self.source == "cellprofiler" and self.tables is None:
+            raise ValueError("source: cellprofiler needs tables: {path: ...}")
+        if self.source == "measure" and self.tables is not None:
+            raise ValueError("tables is read only with source: cellprofiler")
+        return self
 
     @model_validator(mode="after")
     def _backend_installed(self) -> FeaturesConfig:
@@ -321,6 +378,11 @@ class Config(StrictModel):
                     f"models.{i}.crop_kind: {kind!r} is not a crop kind of this experiment {kinds}"
                 )
         if isinstance(self.data.input, CropsSource):
+            if self.features.source == "cellprofiler":
+                raise ValueError(
+                    "features.source: cellprofiler joins CellProfiler's objects to segmented "
+                    "fields by position; pre-cut crops (data.input.source: crops) have none"
+                )
             return self  # pre-cut crops are not segmented
         for key, wanted in [
             ("segmentation.nucleus_channel", [seg.nucleus_channel]),

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from cellbench.config import FeaturesConfig
 from cellbench.data.plates import Plate, read_field
+from cellbench.features.cp_import import PlateExport
 from cellbench.features.measure import measure_field, metadata_column
 from cellbench.ground_truth import MarkerSetup
 from cellbench.io.atomic import atomic_path
@@ -31,10 +32,15 @@ def measure_plate(
     path: Path,
     ground_truth: MarkerSetup | None = None,
     nonfinite: Literal["fail", "zero"] = "fail",
+    imported: PlateExport | None = None,
 ) -> dict:
     """Measure every cell of `plate` and write one Parquet row per cell at `path`.
 
     `features` (the config's ``features`` section) names the regions and texture settings.
+    With `imported` (``features.source: cellprofiler``), the features are CellProfiler's, read
+    from its export and joined to the segmented cells (`cellbench.features.cp_import`); a cell
+    without a CellProfiler object has no row, and the counts are returned under
+    ``cellprofiler``.
 
     With `ground_truth`, the marker channels are read too, measured, and each cell's class
     (and its marker means) are added as ``Metadata_`` columns; markers never become features.
@@ -63,7 +69,15 @@ def measure_plate(
         empty: pa.Table | None = None
         for field in (f for f in plate.fields if f.name in segmented):
             table = _field_table(
-                plate, field, label_store, channels, features, ground_truth, nonfinite, zeroed
+                plate,
+                field,
+                label_store,
+                channels,
+                features,
+                ground_truth,
+                nonfinite,
+                zeroed,
+                imported,
             )
             rows = _as_arrow(table, layout_types)
             if len(table) == 0:
@@ -79,12 +93,16 @@ def measure_plate(
             pq.write_table(empty if empty is not None else pa.table({}), tmp)
         else:
             writer.close()
+        # an import that joined nothing fails here, before the table takes its name
+        imported_counts = imported.check_matched(plate.name) if imported is not None else None
     log.info("features %s: %d cells x %d columns", plate.name, n_cells, n_columns)
     details = {"fields": len(plate.fields), "cells": n_cells}
     details["nonfinite_pixels_zeroed"] = sum(zeroed.values())
     if ground_truth:
         details["class_counts"] = {str(k): int(v) for k, v in classes.items()}
         details["class_column"] = ground_truth.settings.column
+    if imported_counts is not None:
+        details["cellprofiler"] = imported_counts
     return details
 
 
@@ -97,15 +115,21 @@ def _field_table(
     ground_truth: MarkerSetup | None,
     nonfinite: Literal["fail", "zero"],
     zeroed: dict[str, int],
+    imported: PlateExport | None,
 ) -> pd.DataFrame:
     """One field's rows: its metadata columns, then every feature of each of its cells."""
     markers = ground_truth.markers if ground_truth else []
-    image = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
     cells, nuclei = read_labels(label_store, field.name)
-    measure = measure_field
-    if features.backend == "cellprofiler":
-        from cellbench.features.cellprofiler import measure_field_cellprofiler as measure
-    measured = measure(image[: len(channels)], cells, nuclei, channels, features)
+    image = None
+    if imported is None or ground_truth:
+        image = read_field(plate, field, [*channels, *markers], nonfinite, zeroed)
+    if imported is not None:
+        measured = imported.field_rows(field, cells, nuclei)
+    else:
+        measure = measure_field
+        if features.backend == "cellprofiler":
+            from cellbench.features.cellprofiler import measure_field_cellprofiler as measure
+        measured = measure(image[: len(channels)], cells, nuclei, channels, features)
     labels = measured.pop("label")
     metadata = {
         metadata_column("cell_id"): cell_ids(plate.name, field.name, labels),

@@ -8,7 +8,8 @@ that does not follow the scheme are never selected.
 
 Columns of CellProfiler's groups that cellbench does not measure itself (``features.backend:
 cellprofiler``: ``Granularity``, ``Correlation``, ``RadialDistribution``, ``Location`` and
-AreaShape's Zernike and Feret columns, which the native grammar does not read) are selected
+AreaShape's Zernike and Feret columns, which the native grammar does not read; with
+``features.source: cellprofiler`` also per-image ones such as ``Image_Texture_*``) are selected
 when ``groups`` is None (every group) and their region is wanted; naming their groups is not
 possible, and ``channels`` does not filter them (their channel is not parsed).
 """
@@ -112,12 +113,13 @@ def select_columns(
 
 
 def _cellprofiler_region(column: str, wanted_regions: list[str] | None) -> bool:
-    """Whether a column outside the native grammar is one of CellProfiler's wanted cell regions.
+    """Whether a column outside the native grammar is one of CellProfiler's wanted regions.
 
-    It must read ``<Region>_<Group>_...`` with a cell region (not ``Image``) among
-    `wanted_regions` (None: all) and a capitalised group word.
+    It must read ``<Region>_<Group>_...`` with a region (``Image`` too: CellProfiler's
+    per-image measurements, ``features.source: cellprofiler``) among `wanted_regions`
+    (None: all) and a capitalised group word.
     """
     parts = column.split("_", 2)
-    if len(parts) < 3 or parts[0] not in CELL_REGIONS or not parts[1][:1].isupper():
+    if len(parts) < 3 or parts[0] not in REGIONS or not parts[1][:1].isupper():
         return False
     return wanted_regions is None or parts[0] in wanted_regions
