@@ -167,3 +167,25 @@ def test_missing_cp_measure_is_a_config_error_naming_the_extra(monkeypatch):
     with pytest.raises(ValidationError, match=r"pip install cellbench\[cellprofiler\]"):
         FeaturesConfig(backend="cellprofiler")
     assert FeaturesConfig().backend == "cellbench"
+
+
+def test_the_demo_runs_end_to_end_on_the_cellprofiler_backend(tmp_path):
+    """The demo's config, one plate of one site a well, with CellProfiler's feature set."""
+    from tests.test_models_end_to_end import load_yaml_config, metrics, run_all
+
+    raw = load_yaml_config("demo.yaml", tmp_path / "results", seeds=[0])
+    raw["data"]["input"].update(plates=1, sites=1)
+    raw["features"]["backend"] = "cellprofiler"
+    raw["models"] = [m for m in raw["models"] if m["name"] in ("rf", "logreg_fusion")]
+    raw["report"]["kl_pairs"] = []
+    with warnings.catch_warnings():  # cp_measure warns of undefined Costes, empty bins, ...
+        warnings.simplefilter("ignore", RuntimeWarning)
+        config, paths = run_all(raw)
+    table = pd.read_parquet(paths.feature_table("P1"))
+    assert "Cells_Correlation_Costes_DNA_tubulin" in table
+    assert "Nuclei_Granularity_1_actin" in table
+    assert_pycytominer_sees_every_feature(table)
+    for model in ("rf", "logreg_fusion"):
+        result = metrics(paths, model)
+        assert result["accuracy"] > result["majority_rate"], (model, result)
+    assert pd.read_parquet(paths.profile_table("P1"))["Metadata_Well"].is_unique
