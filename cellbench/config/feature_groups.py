@@ -17,6 +17,12 @@ from pydantic import BeforeValidator
 
 # in column order: Image_Count_Cells first, then per region its AreaShape, Intensity, Texture
 FEATURE_GROUPS: tuple[str, ...] = ("Count", "AreaShape", "Intensity", "Texture")
+# CellProfiler's other measurement groups (features.backend or features.source: cellprofiler):
+# cellbench does not measure them itself, but a model's feature_groups may name them
+CELLPROFILER_GROUPS: tuple[str, ...] = (
+    "Granularity", "Correlation", "RadialDistribution", "Location", "Neighbors",
+    "ObjectSkeleton", "Threshold", "ImageQuality",
+)  # fmt: skip
 REGIONS: tuple[str, ...] = ("Nuclei", "Cytoplasm", "Cells")  # a cell's compartments, in order
 IMAGE = "Image"  # the compartment of per-field columns, e.g. Image_Count_Cells
 
@@ -34,5 +40,5 @@ def _new_region_name(value: object) -> object:
     return value
 
 
-FeatureGroup = Literal[FEATURE_GROUPS]  # type: ignore[valid-type]
+FeatureGroup = Literal[(*FEATURE_GROUPS, *CELLPROFILER_GROUPS)]  # type: ignore[valid-type]
 Region = Annotated[Literal[REGIONS], BeforeValidator(_new_region_name)]  # type: ignore[valid-type]

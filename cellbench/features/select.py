@@ -9,16 +9,17 @@ that does not follow the scheme are never selected.
 Columns of CellProfiler's groups that cellbench does not measure itself (``features.backend:
 cellprofiler``: ``Granularity``, ``Correlation``, ``RadialDistribution``, ``Location`` and
 AreaShape's Zernike and Feret columns, which the native grammar does not read; with
-``features.source: cellprofiler`` also per-image ones such as ``Image_Texture_*``) are selected
-when ``groups`` is None (every group) and their region is wanted; naming their groups is not
-possible, and ``channels`` does not filter them (their channel is not parsed).
+``features.source: cellprofiler`` also per-image ones such as ``Image_Threshold_*``) are
+selected by their group word (the token after the region: ``AreaShape`` takes the Zernike
+columns too, ``Granularity`` the granularity spectrum, see `CELLPROFILER_GROUPS`) and region;
+``channels`` does not filter them (their channel is not parsed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cellbench.config.feature_groups import FEATURE_GROUPS, IMAGE
+from cellbench.config.feature_groups import CELLPROFILER_GROUPS, FEATURE_GROUPS, IMAGE
 from cellbench.config.feature_groups import REGIONS as CELL_REGIONS
 from cellbench.features.groups import group_named, parse_column
 
@@ -34,15 +35,24 @@ def _words(names: Iterable[str] | None) -> list[str] | None:
     return list(names)
 
 
+_CELLPROFILER_WORDS = {name.lower(): name for name in CELLPROFILER_GROUPS}
+
+
 def _group_words(names: list[str]) -> set[str]:
     """The group words of group names given in any case; ValueError for an unknown one."""
-    modules = [group_named(_ALIASES.get(name.lower(), name)) for name in names]
-    unknown = [name for name, module in zip(names, modules, strict=True) if module is None]
+    words, unknown = set(), []
+    for name in names:
+        module = group_named(_ALIASES.get(name.lower(), name))
+        if module is not None:
+            words.add(module.GRAMMAR.group)
+        elif name.lower() in _CELLPROFILER_WORDS:
+            words.add(_CELLPROFILER_WORDS[name.lower()])
+        else:
+            unknown.append(name)
     if unknown:
-        raise ValueError(
-            f"unknown feature groups {unknown}; valid: {list(FEATURE_GROUPS)} (in any case)"
-        )
-    return {module.GRAMMAR.group for module in modules}
+        valid = [*FEATURE_GROUPS, *CELLPROFILER_GROUPS]
+        raise ValueError(f"unknown feature groups {unknown}; valid: {valid} (in any case)")
+    return words
 
 
 def select_columns(
@@ -59,7 +69,8 @@ def select_columns(
         Column names, e.g. ``table.columns``.
     groups : iterable of str, optional
         Any of `cellbench.config.feature_groups.FEATURE_GROUPS` (``Count``, ``AreaShape``,
-        ``Intensity``, ``Texture``) in any case, ``shape`` for AreaShape; None: all.
+        ``Intensity``, ``Texture``) or of its ``CELLPROFILER_GROUPS`` (``Granularity``,
+        ``Correlation``...) in any case, ``shape`` for AreaShape; None: all.
     regions : iterable of str, optional
         Any of ``Nuclei``, ``Cytoplasm``, ``Cells`` and ``Image`` (the per-field count);
         None: all.
@@ -98,7 +109,9 @@ def select_columns(
     for column in columns:
         parsed = parse_column(column)
         if parsed is None:
-            if wanted_groups is None and _cellprofiler_region(column, wanted_regions):
+            group = column.split("_", 2)[1] if column.count("_") >= 2 else None
+            wanted = wanted_groups is None or group in wanted_groups
+            if wanted and _cellprofiler_region(column, wanted_regions):
                 selected.append(column)
             continue
         if wanted_groups is not None and parsed.group not in wanted_groups:

@@ -12,7 +12,7 @@ from cellbench.features.columns import Column, ColumnGrammar
 from cellbench.features.groups import GROUPS, group_named, parse_column
 from cellbench.features.measure import measure_field
 from cellbench.features.select import select_columns
-from tests.helpers import REPO
+from tests.helpers import REPO, small_config
 
 
 def small_field():
@@ -80,6 +80,28 @@ def test_groups_are_selected_by_any_case_and_unknown_ones_listed():
     assert select_columns(columns, groups=["AREASHAPE", "intensity"]) == columns[1:]
     with pytest.raises(ValueError, match="Texture"):
         select_columns(columns, groups=["Colour"])
+
+
+def test_cellprofilers_own_groups_are_selected_by_their_group_word():
+    columns = [
+        "Image_Count_Cells",
+        "Image_Threshold_FinalThreshold_Nuclei",  # a per-image value of CellProfiler's
+        "Cells_AreaShape_Area",
+        "Cells_AreaShape_Zernike_3_1",  # outside the native grammar
+        "Cells_Granularity_1_DNA",
+        "Nuclei_Granularity_2_DNA",
+        "Cells_Correlation_Correlation_DNA_actin",
+        "Cells_RadialDistribution_FracAtD_DNA_1of4",
+    ]
+    assert select_columns(columns, groups=["granularity"]) == columns[4:6]
+    assert select_columns(columns, groups=["Granularity"], regions=["Cells"]) == [columns[4]]
+    assert select_columns(columns, groups=["AreaShape"]) == columns[2:4]
+    assert select_columns(columns, groups=["Correlation", "RadialDistribution"]) == columns[6:]
+    assert select_columns(columns, groups=["Threshold"]) == [columns[1]]
+    assert select_columns(columns) == columns
+    model = {"name": "rf", "type": "random_forest", "feature_groups": ["Granularity"]}
+    config = small_config(REPO / "results" / "unused", models=[model])
+    assert config.models[0].feature_groups == ["Granularity"]
 
 
 def test_config_reads_the_names_without_importing_the_features_package():
