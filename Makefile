@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: demo test lint format venv clean-demo
+.PHONY: demo test lint format venv clean-demo image
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+image: $(STAMP)
+	containers/build-image.sh $(BIN)/python
 
 clean-demo:
 	rm -rf results/demo

@@ -123,6 +123,9 @@ def write_status(path: Path, **fields: Any) -> dict[str, Any]:
         "slurm": slurm_ids(),
         **fields,
     }
+    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if image:  # the Apptainer image the task ran in
+        status["container"] = image
     write_json(path, status)
     return status
 

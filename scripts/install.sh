@@ -8,7 +8,7 @@
 # --torch SPEC   install this torch first (default torch==2.13.0, a CPU build on the dev
 #                machines), so that pip does not pull a multi-GB CUDA build on a CPU machine
 # --no-torch     keep the torch already in the environment (a CUDA base image has one)
-# --extras LIST  extras of setup.cfg to install (default all,dev)
+# --extras LIST  extras of setup.cfg to install (default all,dev; none: cellbench alone)
 # --editable     install in development mode (pip install -e)
 set -euo pipefail
 
@@ -36,5 +36,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "$TORCH_SPEC" ]; then
   "$PYTHON" -m pip install --quiet "$TORCH_SPEC"
 fi
-"$PYTHON" -m pip install --quiet $EDITABLE "$ROOT[$EXTRAS]"
+if [ -z "$EXTRAS" ] || [ "$EXTRAS" = none ]; then
+  "$PYTHON" -m pip install --quiet $EDITABLE "$ROOT"
+else
+  "$PYTHON" -m pip install --quiet $EDITABLE "$ROOT[$EXTRAS]"
+fi
 "$PYTHON" -c "import cellbench, torch; print('cellbench', cellbench.__version__, 'with torch', torch.__version__)"

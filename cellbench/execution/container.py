@@ -49,7 +49,10 @@ def container_command(config: Config, stage: str, gpus: int, program: list[str])
         command.append("--nv")
     for path in bind_paths(config, container):
         command += ["--bind", str(path)]
-    return [*command, str(container.image_for(stage)), *program]
+    image = container.image_for(stage)
+    # read-only, so that the report written inside can record the image's SHA-256
+    command += ["--bind", f"{image.parent}:{image.parent}:ro"]
+    return [*command, str(image), *program]
 
 
 def container_python(config: Config, stage: str, gpus: int) -> str | None:

@@ -71,6 +71,8 @@ def test_container_command_is_an_argument_list(tmp_path):
         str(tmp_path / "results"),
         "--bind",
         "/scratch/$USER",
+        "--bind",
+        f"{tmp_path}:{tmp_path}:ro",  # the image's folder, for its digest in the report
         str(image),
         "python",
     ]
