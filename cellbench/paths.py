@@ -100,6 +100,10 @@ class ResultsPaths:
         """Evaluation metrics of one model and seed (JSON)."""
         return self.model_dir(model, seed) / "metrics.json"
 
+    def curves(self, model: str, seed: int) -> Path:
+        """One-vs-rest ROC and precision-recall curves of a classifier's test cells (JSON)."""
+        return self.model_dir(model, seed) / "curves.json"
+
     def predictions(self, model: str, seed: int) -> Path:
         """Per-cell predictions with the split of every cell (Parquet)."""
         return self.model_dir(model, seed) / "predictions.parquet"

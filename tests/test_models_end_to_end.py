@@ -64,6 +64,13 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     report = paths.report_dir
     for name in ("accuracy.csv", "accuracy.tex", "representations.csv", "generation.csv"):
         assert (report / name).stat().st_size > 0
+    # every classifier's per-class report; ROC and PR curves where it gives probabilities
+    per_class = pd.read_csv(report / "classification_report.csv")
+    assert set(per_class["class"]) == set(metrics(paths, "rf")["classes"])
+    assert set(per_class["model"]) == {m.name for m in config.models if m.type != "cp2image"}
+    assert per_class["specificity"].between(0, 1).all()
+    assert 0.5 < metrics(paths, "rf")["roc_auc_macro"] <= 1
+    assert (report / "curves_rf.png").stat().st_size > 0
     accuracy = pd.read_csv(report / "accuracy.csv")
     classifiers = {m.name for m in config.models if m.type != "cp2image"}
     assert set(accuracy["model"]) == classifiers  # the VAE through its linear probe

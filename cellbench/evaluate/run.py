@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cellbench.config import ModelConfig
-from cellbench.evaluate.metrics import classification_metrics
+from cellbench.evaluate.metrics import class_curves, classification_metrics
 from cellbench.features.crops import CHUNK_CROPS
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
@@ -83,11 +83,19 @@ def evaluate_model(
     )
     if predicted is not None:
         predictions["predicted"] = predicted
+        test_probabilities = None if probabilities is None else probabilities[test]
         result.update(
             classification_metrics(
-                data.labels[test], predicted[test], info["classes"], info["majority_class"]
+                data.labels[test],
+                predicted[test],
+                info["classes"],
+                info["majority_class"],
+                test_probabilities,
             )
         )
+        if test_probabilities is not None:
+            curves = class_curves(data.labels[test], test_probabilities, info["classes"])
+            write_json(paths.curves(params.name, seed), curves)
     if probabilities is not None:
         for k, name in enumerate(info["classes"]):
             predictions[f"probability_{name}"] = probabilities[:, k]

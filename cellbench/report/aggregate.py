@@ -18,6 +18,7 @@ from cellbench.report.html import write_index_html
 from cellbench.report.profiles import profile_representation
 from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
 from cellbench.report.tables import (
+    classification_report,
     per_class_accuracy,
     summarise_accuracy,
     summarise_metrics,
@@ -75,6 +76,7 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     tables = {
         "accuracy": summarise_accuracy(classified) if classified else pd.DataFrame(),
         "per-class accuracy": per_class_accuracy(classified),
+        "classification report": classification_report(classified),
         "representations": summarise_metrics(records_with_features, REPRESENTATION_METRICS),
         "generation": summarise_metrics(records, GENERATION_METRICS),
     }
@@ -260,6 +262,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
     makers = [
         ("confusion", lambda: gallery.confusion_figures(records, paths)),
+        ("ROC and PR curves", lambda: gallery.class_curve_figures(paths, config.models, seed)),
         ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed)),
         ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label)),
         ("Grad-CAM", lambda: gallery.gradcam_figures(paths, explained, seed)),

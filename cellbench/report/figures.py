@@ -65,6 +65,35 @@ def save_figure(
     return written
 
 
+def class_curves_figure(curves: Mapping[str, Mapping], title: str) -> Figure:
+    """One-vs-rest ROC (left) and precision-recall (right) curves, one line per class.
+
+    `curves` is `cellbench.evaluate.metrics.class_curves`'s output; the legend gives each
+    class's AUC and average precision. The dotted lines are chance: the diagonal, and each
+    class's share of the test cells.
+    """
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.4))
+    total = sum(c["positives"] for c in curves.values()) or 1
+    for name, curve in curves.items():
+        (line,) = roc.plot(curve["fpr"], curve["tpr"], label=f"{name} ({curve['roc_auc']:.2f})")
+        pr.plot(
+            curve["recall"],
+            curve["precision"],
+            color=line.get_color(),
+            label=f"{name} ({curve['average_precision']:.2f})",
+        )
+        pr.axhline(curve["positives"] / total, color=line.get_color(), lw=0.6, ls=":")
+    roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUC)")
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall (AP)")
+    for axis in (roc, pr):
+        axis.set(xlim=(0, 1), ylim=(0, 1.02))
+        axis.legend(fontsize=7, loc="lower right" if axis is roc else "lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str) -> Figure:
     """A row-normalised confusion matrix (rows = true class), annotated with the counts."""
     confusion = np.asarray(confusion)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cellbench.paths import ResultsPaths
 from cellbench.report.figures import (
+    class_curves_figure,
     confusion_figure,
     plate_heatmap_figure,
     save_figure,
@@ -47,6 +48,22 @@ def confusion_figures(records: list[dict], paths: ResultsPaths) -> list[Path]:
                 )
             )
         )
+    return figures
+
+
+def class_curve_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
+    """ROC and precision-recall curves of each classifier with probabilities (first seed)."""
+    figures = []
+    for model in models:
+        path = paths.curves(model.name, seed)
+        if path.exists():
+            curves = json.loads(path.read_text())
+            if curves:
+                title = f"{model.name} (seed {seed}, test cells, one class vs the rest)"
+                written = save_figure(
+                    class_curves_figure(curves, title), paths.report_figure(f"curves_{model.name}")
+                )
+                figures.append(_png(written))
     return figures
 
 

@@ -79,6 +79,36 @@ def per_class_accuracy(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+CLASS_REPORT_COLUMNS = (
+    "precision", "recall", "specificity", "f1", "support", "roc_auc", "average_precision",
+)  # fmt: skip
+
+
+def classification_report(records: list[dict]) -> pd.DataFrame:
+    """Each class's precision, recall (TPR), specificity (TNR), F1, support and AUCs per model.
+
+    Means over seeds of `cellbench.evaluate.metrics.per_class_report` (and the one-vs-rest
+    ROC AUC and average precision of models with probabilities); one row per model and class.
+    """
+    rows = []
+    frame = pd.DataFrame(
+        [
+            {"model": r["model"], "input": r["input"], "class": name, **values}
+            for r in records
+            for name, values in (r.get("per_class") or {}).items()
+        ]
+    )
+    if frame.empty:
+        return frame
+    for (model, input_name, name), group in frame.groupby(["model", "input", "class"], sort=True):
+        row = {"model": model, "input": input_name, "class": name, "n_seeds": len(group)}
+        for column in CLASS_REPORT_COLUMNS:
+            values = pd.to_numeric(group.get(column), errors="coerce").dropna().to_list()
+            row[column] = _mean_or_nan(values) if values else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _mean_or_nan(values: list[float]) -> float:
     """Mean of the defined values (a class absent from a seed's test cells is NaN)."""
     defined = [v for v in values if not math.isnan(v)]
