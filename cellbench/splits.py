@@ -34,16 +34,17 @@ def split_groups(table: pd.DataFrame, by: str) -> pd.Series:
     ----------
     table : DataFrame
         With ``Metadata_Plate``, ``Metadata_CellId`` and the ``Metadata_`` column of `by`.
-    by : {"plate", "well", "field", "compound", "cell"}
+    by : {"plate", "well", "field", "compound", "cell", "compound_wells"}
         Wells and fields are made unique across plates; a compound is one group whatever
-        the plate or concentration.
+        the plate or concentration; ``compound_wells`` groups by well (its compound is read
+        by `split_wells_by_compound`).
 
     Raises
     ------
     KeyError
         The table has no column for `by` (e.g. no compound for a synthetic plate).
     """
-    column = metadata_column({"cell": "cell_id"}.get(by, by))
+    column = metadata_column({"cell": "cell_id", "compound_wells": "well"}.get(by, by))
     if column not in table.columns:
         raise KeyError(f"split.by: {by!r} needs a {column!r} column; the table has none")
     values = table[column].astype(str)
@@ -139,6 +140,60 @@ def split_by_group(
         for i, group in enumerate(members):
             assignment[group] = TEST if i < n_test else VAL if i < n_test + n_val else TRAIN
     return groups.map(assignment)
+
+
+def split_wells_by_compound(
+    wells: pd.Series,
+    compounds: pd.Series,
+    *,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int = 0,
+) -> pd.Series:
+    """The BBBC021 VAE study's split: whole wells, every compound on every side.
+
+    Each compound gives one of its wells (drawn, seeded) to validation, one to test and one to
+    training; the wells left over, shuffled together, fill validation and then test up to
+    `val_fraction` and `test_fraction` of all wells; the rest train. A compound with fewer
+    than three wells gives its first to training, its second to test. The compound of a well
+    is the most frequent among its cells.
+
+    Parameters
+    ----------
+    wells : Series
+        Well of each cell, unique across plates (``plate/well``).
+    compounds : Series
+        Compound of each cell, same index.
+    test_fraction, val_fraction : float
+        Shares of the wells.
+    seed : int
+
+    Returns
+    -------
+    Series of str
+        ``"train"``, ``"val"`` or ``"test"`` per cell, same index.
+    """
+    rng = np.random.default_rng(seed)
+    compound_of = (
+        pd.DataFrame({"well": wells, "compound": compounds.astype(str)})
+        .groupby("well")["compound"]
+        .agg(lambda values: values.value_counts().index[0])
+    )
+    assignment: dict[str, str] = {}
+    rest: list[str] = []
+    for compound in sorted(compound_of.unique()):
+        members = sorted(compound_of.index[compound_of == compound])
+        members = [members[i] for i in rng.permutation(len(members))]
+        firsts = (VAL, TEST, TRAIN) if len(members) >= 3 else (TRAIN, TEST)[: len(members)]
+        assignment.update(zip(members, firsts, strict=False))
+        rest += members[len(firsts) :]
+    rest = [rest[i] for i in rng.permutation(len(rest))]
+    n_wells = len(compound_of)
+    for side, fraction in ((VAL, val_fraction), (TEST, test_fraction)):
+        while rest and sum(v == side for v in assignment.values()) < fraction * n_wells:
+            assignment[rest.pop()] = side
+    assignment.update(dict.fromkeys(rest, TRAIN))
+    return wells.map(assignment)
 
 
 def _held_out(n_groups: int, fraction: float, reserved: int) -> int:

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from cellbench.splits import split_by_group
+from tests.helpers import REPO
 
 
 def plate_of_wells(n_wells_per_class=4, cells_per_well=10, classes=("a", "b", "c")):
@@ -103,3 +104,58 @@ def test_a_split_by_cell_warns_that_it_leaks():
     with pytest.warns(UserWarning, match="leakage"):
         split = split_cells(data, SplitConfig(by="cell", test_fraction=0.3), seed=0)
     assert set(split) == {"train", "test"}
+
+
+def _bbbc021_wells():
+    """Every image of BBBC021 with a mechanism of action (the VAE study's 962 wells) as a row:
+    its plate/well and its compound."""
+    from cellbench.config import default_data_root
+
+    folder = default_data_root() / "bbbc021" / "metadata"
+    if not folder.is_dir():
+        pytest.skip("BBBC021 metadata not in $CELLBENCH_DATA")
+    images = pd.read_csv(folder / "BBBC021_v1_image.csv")
+    moa = pd.read_csv(folder / "BBBC021_v1_moa.csv")
+    table = images.merge(
+        moa,
+        left_on=["Image_Metadata_Compound", "Image_Metadata_Concentration"],
+        right_on=["compound", "concentration"],
+    )
+    wells = table["Image_Metadata_Plate_DAPI"] + "/" + table["Image_Metadata_Well_DAPI"]
+    return wells, table["Image_Metadata_Compound"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compound_well_split_holds_the_vae_studys_rule_on_bbbc021(seed):
+    from cellbench.splits import split_wells_by_compound
+
+    wells, compounds = _bbbc021_wells()
+    side = split_wells_by_compound(wells, compounds, test_fraction=0.1, val_fraction=0.1, seed=seed)
+    per_well = pd.DataFrame({"well": wells, "compound": compounds, "side": side})
+    assert (per_well.groupby("well")["side"].nunique() == 1).all()  # a well on one side only
+    sides = per_well.drop_duplicates("well")
+    n_wells = len(sides)
+    assert n_wells == 962 and sides["compound"].nunique() == 39  # the study's wells
+    by_compound = sides.groupby("compound")["side"].agg(set)
+    three_or_more = sides.groupby("compound").size() >= 3
+    assert all(s == {"train", "val", "test"} for s in by_compound[three_or_more])
+    assert all("train" in s for s in by_compound)  # no compound missing from training
+    counts = sides["side"].value_counts()
+    for name in ("val", "test"):
+        assert 0.1 * n_wells <= counts[name] < 0.1 * n_wells + 1
+    again = split_wells_by_compound(
+        wells, compounds, test_fraction=0.1, val_fraction=0.1, seed=seed
+    )
+    assert again.equals(side)  # seeded
+    other = split_wells_by_compound(
+        wells, compounds, test_fraction=0.1, val_fraction=0.1, seed=seed + 10
+    )
+    assert not other.equals(side)
+
+
+def test_compound_well_split_is_a_config_choice():
+    from tests.helpers import small_config
+
+    model = {"name": "rf", "type": "random_forest", "split": {"by": "compound_wells"}}
+    config = small_config(REPO / "results" / "unused", models=[model])
+    assert config.model("rf").split.by == "compound_wells"

@@ -27,8 +27,11 @@ ModelName = name_type("model")  # models/<name>/, _status/<stage>/<name>.seed<k>
 class SplitConfig(StrictModel):
     """How cells are divided into train / validation / test, by whole groups."""
 
-    by: Literal["plate", "well", "field", "compound", "cell"] = Field(
-        "well", description="cell leaks (a warning says so): use it only to show the leak"
+    by: Literal["plate", "well", "field", "compound", "cell", "compound_wells"] = Field(
+        "well",
+        description="cell leaks (a warning says so): use it only to show the leak; "
+        "compound_wells: whole wells, each compound giving one well to each side (the "
+        "BBBC021 VAE study's split), fractions of wells",
     )
     test_fraction: float = Field(0.3, gt=0, lt=1)
     val_fraction: float = Field(0.0, ge=0, lt=1)

@@ -27,6 +27,7 @@ from cellbench.splits import (
     balance_classes,
     split_by_group,
     split_groups,
+    split_wells_by_compound,
 )
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,13 @@ def split_cells(data: ModelData, split: SplitConfig, seed: int) -> pd.Series:
         warnings.warn(LEAKY_SPLIT_WARNING, UserWarning, stacklevel=2)
         log.warning(LEAKY_SPLIT_WARNING)
     labels = pd.Series(data.labels)
-    assignment = split_by_group(
-        split_groups(data.cells, split.by),
-        labels,
-        test_fraction=split.test_fraction,
-        val_fraction=split.val_fraction,
-        seed=seed,
-    )
+    fractions = {"test_fraction": split.test_fraction, "val_fraction": split.val_fraction}
+    groups = split_groups(data.cells, split.by)
+    if split.by == "compound_wells":
+        compounds = split_groups(data.cells, "compound")
+        assignment = split_wells_by_compound(groups, compounds, **fractions, seed=seed)
+    else:
+        assignment = split_by_group(groups, labels, **fractions, seed=seed)
     return balance_classes(assignment, labels, split.sample, seed)
 
 
