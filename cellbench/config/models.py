@@ -195,6 +195,9 @@ class TrainingConfig(StrictModel):
         "cosine: anneal it to 0 over the epochs; none: keep it",
     )
     patience: int | None = Field(10, ge=1, description="early stopping; null: never")
+    gradient_clip: float | None = Field(
+        None, gt=0, description="clip the gradients' global L2 norm to this; null: never"
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32",
         description="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with gradient "
@@ -248,6 +251,26 @@ class ResNetModel(_TorchTraining):
     gradcam_cells: int = Field(16, ge=0, description="test cells explained by Grad-CAM")
 
 
+# The BBBC021 VAE study's models (S5 of the reference inventory): five stride-2 blocks, the
+# log-variance clamped to [-6, 3], the unit-Gaussian likelihood, gradients clipped to 1.0;
+# Small / Medium keep 16 / 32 channels in every block, Large grows 32 -> 256; beta_vae is the
+# medium one with a 500-d latent and beta 4. A preset fills what its entry leaves unset.
+_STUDY_VAE = {
+    "depth": 5,
+    "latent_size": 256,
+    "decoder": "gaussian_nll",
+    "logvar_clamp": (-6.0, 3.0),
+    "gradient_clip": 1.0,
+    "augment": True,
+}
+VAE_PRESETS: dict[str, dict] = {
+    "small": {**_STUDY_VAE, "width": 16, "max_width": 16},
+    "medium": {**_STUDY_VAE, "width": 32, "max_width": 32},
+    "large": {**_STUDY_VAE, "width": 32, "max_width": 256},
+    "beta_vae": {**_STUDY_VAE, "width": 32, "max_width": 32, "latent_size": 500, "beta": 4.0},
+}
+
+
 class VAEModel(_TorchTraining):
     """Convolutional variational autoencoder; its latent mean is the cell's embedding."""
 
@@ -257,13 +280,29 @@ class VAEModel(_TorchTraining):
     name: ModelName
     type: Literal["vae"] = "vae"
     input: Literal["crops"] = "crops"
+    preset: Literal[tuple(VAE_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="the BBBC021 VAE study's small, medium, large or beta_vae settings"
+    )
     crop_kind: str
     size_px: int = Field(64, ge=16)
     depth: int = Field(3, ge=1, le=6, description="stride-2 convolution blocks")
+    width: int = Field(32, ge=1, description="channels of the first block, doubling after")
+    max_width: int | None = Field(None, ge=1, description="the most channels of a block")
     latent_size: int = Field(32, ge=2)
     beta: float = Field(1.0, ge=0)
-    decoder: Literal["gaussian", "bernoulli"] = "gaussian"
+    decoder: Literal["gaussian", "gaussian_nll", "bernoulli"] = "gaussian"
+    logvar_clamp: tuple[float, float] | None = Field(
+        None, description="bounds of the log-variance, e.g. [-6, 3]; null: none"
+    )
     augment: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset(cls, values):
+        """The preset's settings under those the entry gives itself."""
+        if isinstance(values, dict) and values.get("preset") in VAE_PRESETS:
+            values = {**VAE_PRESETS[values["preset"]], **values}
+        return values
 
 
 class CP2ImageModel(_TorchTraining):

@@ -137,18 +137,20 @@ def train_vae(
     width: int = 32,
     beta: float = 1.0,
     decoder: str = "gaussian",
+    max_width: int | None = None,
+    logvar_clamp: tuple[float, float] | None = None,
 ) -> dict:
     """Fit a convolutional VAE on the ``train`` crops (best epoch on ``val``) and save it.
 
     Parameters
     ----------
     images : dict of {split: CropRows or (N, C, S, S) float32 array}
-        S divisible by ``2 ** depth``. For a Bernoulli decoder the crops are scaled per
+        S at least ``2 ** depth``. For a Bernoulli decoder the crops are scaled per
         channel to [0, 1] from the 0.5 and 99.5 percentiles of the training crops (of a
         seeded sample of `SCALING_CROPS` of them where there are more).
     training, augment, seed, settings_hash, model_path, checkpoint_path
         As in `train_image_classifier`.
-    latent_dim, depth, width, beta, decoder
+    latent_dim, depth, width, beta, decoder, max_width, logvar_clamp
         See `cellbench.models.vae.ConvVAE` and `vae_loss`.
 
     Returns
@@ -161,7 +163,9 @@ def train_vae(
     if train.shape[2] != train.shape[3]:
         raise ValueError(f"the VAE needs square crops, got H, W = {train.shape[2:]}")
     torch.manual_seed(seed)
-    model = ConvVAE(train.shape[1], train.shape[2], latent_dim, depth, width, decoder)
+    model = ConvVAE(
+        train.shape[1], train.shape[2], latent_dim, depth, width, decoder, max_width, logvar_clamp
+    )
     if decoder == "bernoulli":
         model.fit_scaling(scaling_sample(train, seed, training.loader_workers))
 

@@ -393,6 +393,9 @@ def _run_epoch(
             if training:
                 optimizer.zero_grad()
                 scaler.scale(loss).backward()
+                if settings.training.gradient_clip is not None:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not scaled ones
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.training.gradient_clip)
                 scaler.step(optimizer)
                 scaler.update()
             total += loss.detach().float().item() * len(inputs)

@@ -5,9 +5,11 @@ channels) and two linear heads for the latent mean and log-variance; the decoder
 with transposed convolutions. The loss is the reconstruction term plus ``beta`` times the KL
 divergence to N(0, I) (Kingma & Welling 2014; Higgins et al. 2017 for beta).
 
-Two decoders: ``"gaussian"`` (sum of squared errors on the inputs as given) and
-``"bernoulli"`` (binary cross-entropy on logits, on inputs scaled per channel to [0, 1]; the
-scaling is a pair of buffers set by `fit_scaling` and saved with the weights).
+Three decoders: ``"gaussian"`` (sum of squared errors on the inputs as given),
+``"gaussian_nll"`` (the negative log-likelihood of a unit-variance Gaussian, 0.5 SSE + 0.5 D
+ln 2 pi, as the BBBC021 VAE study writes its loss) and ``"bernoulli"`` (binary cross-entropy on
+logits, on inputs scaled per channel to [0, 1]; the scaling is a pair of buffers set by
+`fit_scaling` and saved with the weights).
 
 The ``vae`` model type of the registry (`cellbench.models.registry`): `train`, `predict` (a
 linear probe on the latent means), `embed` and `reconstruct` at the end of this module.
@@ -15,6 +17,7 @@ linear probe on the latent means), `embed` and `reconstruct` at the end of this 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,14 +34,19 @@ if TYPE_CHECKING:
     from cellbench.models.inputs import ModelData
     from cellbench.paths import ResultsPaths
 
-DECODERS = ("gaussian", "bernoulli")
+DECODERS = ("gaussian", "gaussian_nll", "bernoulli")
 PREDICT_BATCH = 256  # crops per batch when embedding and reconstructing
 
 
 class ConvVAE(nn.Module):
-    """Convolutional VAE for (N, C, S, S) crops, S divisible by ``2 ** depth``.
+    """Convolutional VAE for (N, C, S, S) crops.
 
-    ``arguments`` holds the constructor arguments as plain data, to save with the weights.
+    Block i of the encoder is a stride-2 4 x 4 convolution to ``min(width * 2**i, max_width)``
+    channels (``max_width`` None: no cap), halving the side (rounding down: 68 -> 34 -> 17 ->
+    8); the decoder's transposed convolutions add the pixel a halving dropped, so any side of
+    at least ``2 ** depth`` comes back whole. ``logvar_clamp`` bounds the log-variance head
+    (the BBBC021 VAE study clamps it to [-6, 3]). ``arguments`` holds the constructor
+    arguments as plain data, to save with the weights.
     """
 
     def __init__(
@@ -49,14 +57,16 @@ class ConvVAE(nn.Module):
         depth: int = 3,
         width: int = 32,
         decoder: str = "gaussian",
+        max_width: int | None = None,
+        logvar_clamp: tuple[float, float] | None = None,
     ):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        if depth < 1 or image_size % 2**depth:
+        if depth < 1 or image_size < 2**depth:
             raise ValueError(
-                f"image_size must be divisible by 2 ** depth, got image_size={image_size}, "
-                f"depth={depth}; lower depth or choose another crop size"
+                f"image_size must be at least 2 ** depth, got image_size={image_size}, "
+                f"depth={depth}; lower depth or choose a larger crop size"
             )
         self.arguments = {
             "in_channels": in_channels,
@@ -65,12 +75,18 @@ class ConvVAE(nn.Module):
             "depth": depth,
             "width": width,
             "decoder": decoder,
+            "max_width": max_width,
+            "logvar_clamp": None if logvar_clamp is None else list(logvar_clamp),
         }
         self.decoder_kind = decoder
+        self.logvar_clamp = logvar_clamp
         self.register_buffer("low", torch.zeros(in_channels))
         self.register_buffer("high", torch.ones(in_channels))
-        channels = [width * 2**i for i in range(depth)]
-        self.bottom = (channels[-1], image_size // 2**depth, image_size // 2**depth)
+        channels = [min(width * 2**i, max_width or width * 2**i) for i in range(depth)]
+        sides = [image_size]
+        for _ in range(depth):
+            sides.append(sides[-1] // 2)
+        self.bottom = (channels[-1], sides[-1], sides[-1])
         flat = int(np.prod(self.bottom))
 
         encoder: list[nn.Module] = []
@@ -82,13 +98,13 @@ class ConvVAE(nn.Module):
 
         self.expand = nn.Linear(latent_dim, flat)
         decoder_layers: list[nn.Module] = []
-        for c_in, c_out in zip(channels[:0:-1], channels[-2::-1], strict=True):
-            decoder_layers += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1),
-                nn.BatchNorm2d(c_out),
-                nn.LeakyReLU(0.2),
-            ]
-        decoder_layers.append(nn.ConvTranspose2d(channels[0], in_channels, 4, 2, 1))
+        outputs = [*channels[-2::-1], in_channels]  # the decoder's channels, block by block
+        for i, (c_in, c_out) in enumerate(zip(channels[::-1], outputs, strict=True)):
+            side_in, side_out = sides[depth - i], sides[depth - i - 1]
+            extra = side_out - 2 * side_in  # 1 where the encoder's halving dropped a pixel
+            decoder_layers.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, output_padding=extra))
+            if i < depth - 1:
+                decoder_layers += [nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
         self.decoder = nn.Sequential(*decoder_layers)
 
     def fit_scaling(self, images: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)):
@@ -100,7 +116,7 @@ class ConvVAE(nn.Module):
 
     def scale_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) inputs in the decoder's space: [0, 1] for Bernoulli, as given else."""
-        if self.decoder_kind == "gaussian":
+        if self.decoder_kind != "bernoulli":
             return x
         scaled = (x - self.low[:, None, None]) / (self.high - self.low)[:, None, None]
         return scaled.clamp(0, 1)
@@ -108,7 +124,10 @@ class ConvVAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, H, W) inputs -> latent mean and log-variance, each (N, latent_dim)."""
         hidden = self.encoder(self.scale_inputs(x))
-        return self.mu(hidden), self.logvar(hidden)
+        logvar = self.logvar(hidden)
+        if self.logvar_clamp is not None:
+            logvar = logvar.clamp(*self.logvar_clamp)
+        return self.mu(hidden), logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(N, latent_dim) -> (N, C, H, W) means (Gaussian) or logits (Bernoulli)."""
@@ -158,6 +177,10 @@ def vae_loss(
     n = len(targets)
     if decoder == "gaussian":
         reconstruction = F.mse_loss(recon, targets, reduction="sum") / n
+    elif decoder == "gaussian_nll":  # -log N(x; x_hat, I): 0.5 SSE + 0.5 D ln(2 pi)
+        dims = targets[0].numel()
+        sse = F.mse_loss(recon, targets, reduction="sum") / n
+        reconstruction = 0.5 * sse + 0.5 * dims * math.log(2 * math.pi)
     elif decoder == "bernoulli":
         if bool((targets < 0).any() | (targets > 1).any()):
             raise ValueError(
@@ -198,6 +221,9 @@ def train(
         by_split(data.crops, sides),
         latent_dim=params.latent_size,
         depth=params.depth,
+        width=params.width,
+        max_width=params.max_width,
+        logvar_clamp=params.logvar_clamp,
         beta=params.beta,
         decoder=params.decoder,
         augment=params.augment,
