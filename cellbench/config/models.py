@@ -55,6 +55,11 @@ class SplitConfig(StrictModel):
         return self
 
 
+# how a crop model reads crops (cellbench.crops.normalise): by the plate's statistics, or each
+# crop on its own by its channel maximum, minimum and maximum, or percentiles
+CropNormalise = Literal["plate", "max", "minmax", "percentile"]
+
+
 class _Split(StrictModel):
     """What every model entry has: its own split (optional), and what it reads.
 
@@ -94,6 +99,7 @@ class _Inputs(_Split):
     input: Literal["features", "crops", "fusion"] = "features"
     crop_kind: str | None = Field(None, description="crop kind (crops.kinds or precut)")
     size_px: int = Field(32, ge=8, description="crops are resized to size_px x size_px")
+    normalise: CropNormalise = Field("plate", description="with crops: see the README")
     feature_groups: list[FeatureGroup] | None = Field(None, description="null: every group")
     feature_regions: list[Region] | None = Field(None, description="null: every region")
 
@@ -241,6 +247,9 @@ class ResNetModel(_TorchTraining):
     type: Literal["resnet"] = "resnet"
     input: Literal["crops"] = "crops"
     crop_kind: str
+    normalise: CropNormalise = Field(
+        "plate", description="crop intensities to [0, 1] per channel, when read (see README)"
+    )
     size_px: int = Field(64, ge=16)
     depth: Literal[18, 50] = 18
     width: int = Field(64, ge=4, description="channels of the first stage (64 in the paper)")
@@ -284,6 +293,9 @@ class VAEModel(_TorchTraining):
         None, description="the BBBC021 VAE study's small, medium, large or beta_vae settings"
     )
     crop_kind: str
+    normalise: CropNormalise = Field(
+        "plate", description="crop intensities to [0, 1] per channel, when read (see README)"
+    )
     size_px: int = Field(64, ge=16)
     depth: int = Field(3, ge=1, le=6, description="stride-2 convolution blocks")
     width: int = Field(32, ge=1, description="channels of the first block, doubling after")
@@ -314,6 +326,9 @@ class CP2ImageModel(_TorchTraining):
     type: Literal["cp2image"] = "cp2image"
     input: Literal["fusion"] = "fusion"  # features in, crops as targets
     crop_kind: str
+    normalise: CropNormalise = Field(
+        "plate", description="crop intensities to [0, 1] per channel, when read (see README)"
+    )
     size_px: int = Field(32, ge=8)
     feature_groups: list[FeatureGroup] | None = None
     feature_regions: list[Region] | None = None

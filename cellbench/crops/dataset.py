@@ -61,9 +61,10 @@ class CropDataset(Dataset):
     where : dict of column -> sequence of values, optional
         Keep only rows whose value in each column is among the given values, e.g.
         ``{"plate": ["P1"], "well": ["A01", "B02"]}``.
-    normalise : {"none", "max", "percentile", "plate"}
+    normalise : {"none", "max", "minmax", "percentile", "plate"}
         Per crop and channel, when reading: "none" gives raw values as float32; "max" divides
-        by the crop's channel maximum (an all-zero channel stays 0); "percentile" maps the
+        by the crop's channel maximum (an all-zero channel stays 0); "minmax" maps the crop's
+        channel minimum and maximum to 0 and 1 (the BBBC021 VAE study's); "percentile" maps the
         crop's `percentiles` to 0..1 and clips; "plate" does the same with the store's plate
         statistics ``stats_low`` / ``stats_high`` of this kind. Where the high value is not
         above the low one, pixels above it read 1 and the others 0.

@@ -22,8 +22,8 @@ from typing import Literal
 import numba
 import numpy as np
 
-Normalise = Literal["none", "max", "percentile", "plate"]
-NORMALISE_MODES: tuple[str, ...] = ("none", "max", "percentile", "plate")
+Normalise = Literal["none", "max", "minmax", "percentile", "plate"]
+NORMALISE_MODES: tuple[str, ...] = ("none", "max", "minmax", "percentile", "plate")
 
 _HISTOGRAM_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
@@ -41,7 +41,7 @@ def normalise_crop(
     ----------
     crop : ndarray
         (C, S, S) raw intensities (any real dtype).
-    mode : {"none", "max", "percentile", "plate"}
+    mode : {"none", "max", "minmax", "percentile", "plate"}
         See `CropDataset`.
     percentiles : (float, float)
         For "percentile": the crop's percentiles (numpy's default linear method) mapped to 0
@@ -73,7 +73,7 @@ def normalise_crops(
     ----------
     crops : ndarray
         (N, C, S, S) raw intensities (any real dtype).
-    mode : {"none", "max", "percentile", "plate"}
+    mode : {"none", "max", "minmax", "percentile", "plate"}
         See `CropDataset`.
     percentiles : (float, float)
         For "percentile": each crop's channel percentiles (numpy's default linear method)
@@ -161,11 +161,7 @@ def _ranges(
         top = flat.max(axis=1).reshape(n, n_channels).astype(np.float32)
         zero = np.zeros((n, n_channels), np.float32)
         return zero, np.where(top > 0, top, 1), top > 0, top
-    low, high = (
-        crop_percentiles(crops, percentiles)
-        if mode == "percentile"
-        else _plate_range(plate_range, n, n_channels)
-    )
+    low, high = _crop_range(crops, flat, mode, percentiles, plate_range)
     span = high - low
     ok = span > 0
     span32 = np.where(ok, span, 1.0).astype(np.float32)
@@ -185,12 +181,26 @@ def _normalise_numpy(
     n, n_channels = crops.shape[:2]
     if mode == "max":
         return _divide_by_max(image, crops.reshape(n, n_channels, -1).max(axis=2))
-    low, high = (
-        crop_percentiles(crops, percentiles)
-        if mode == "percentile"
-        else _plate_range(plate_range, n, n_channels)
-    )
+    flat = crops.reshape(n, n_channels, -1).reshape(n * n_channels, -1)
+    low, high = _crop_range(crops, flat, mode, percentiles, plate_range)
     return _scale(image, crops, low, high)
+
+
+def _crop_range(
+    crops: np.ndarray,
+    flat: np.ndarray,
+    mode: str,
+    percentiles: tuple[float, float],
+    plate_range: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, C) low and high values mapped to 0 and 1 by "minmax", "percentile" or "plate"."""
+    n, n_channels = crops.shape[:2]
+    if mode == "minmax":  # each crop's channel minimum and maximum
+        shape = (n, n_channels)
+        return flat.min(axis=1).reshape(shape), flat.max(axis=1).reshape(shape)
+    if mode == "percentile":
+        return crop_percentiles(crops, percentiles)
+    return _plate_range(plate_range, n, n_channels)
 
 
 def _plate_range(

@@ -58,12 +58,19 @@ class CropRows:
         self.rows = np.asarray(self.rows, dtype=np.int64)
 
     @classmethod
-    def from_stores(cls, stores: list[Path], kind: str, size_px: int, rows: np.ndarray) -> CropRows:
-        """Crops of `kind`, resized to `size_px`, at running rows `rows` of `stores`.
+    def from_stores(
+        cls,
+        stores: list[Path],
+        kind: str,
+        size_px: int,
+        rows: np.ndarray,
+        normalise: str = "plate",
+    ) -> CropRows:
+        """Crops of `kind`, resized to `size_px`, normalised so, at running rows `rows` of `stores`.
 
         Reads the stores' ``/cells`` tables and metadata, never a crop.
         """
-        dataset = CropDataset(stores, kind, label_column=None, normalise="plate", size_px=size_px)
+        dataset = CropDataset(stores, kind, label_column=None, normalise=normalise, size_px=size_px)
         return cls(dataset, rows)
 
     @property

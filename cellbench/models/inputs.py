@@ -118,7 +118,11 @@ def load_model_data(
         from cellbench.models.crop_rows import CropRows
 
         data.crops = CropRows.from_stores(
-            crop_stores, params.crop_kind, params.size_px, table["_crop_index"].to_numpy()
+            crop_stores,
+            params.crop_kind,
+            params.size_px,
+            table["_crop_index"].to_numpy(),
+            normalise=getattr(params, "normalise", "plate"),
         )
     log.info(
         "%s: %d labelled cells, %s features, crops %s",

@@ -79,7 +79,7 @@ def test_other_dtypes_keep_the_partial_sort_and_equal_numpy(dtype):
         assert_like_numpy(crops, q)
 
 
-@pytest.mark.parametrize("mode", ["none", "max", "percentile", "plate"])
+@pytest.mark.parametrize("mode", ["none", "max", "minmax", "percentile", "plate"])
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_batch_equals_crop_by_crop(mode, dtype):
     rng = np.random.default_rng(2)
@@ -99,7 +99,7 @@ def test_batch_equals_crop_by_crop(mode, dtype):
         assert batch.min() >= 0 and batch.max() <= 1
 
 
-@pytest.mark.parametrize("mode", ["none", "max", "percentile", "plate"])
+@pytest.mark.parametrize("mode", ["none", "max", "minmax", "percentile", "plate"])
 def test_compiled_pass_equals_numpy_operations(mode):
     """uint16 crops (one compiled pass) give the float32 crops' numpy results, bit for bit."""
     rng = np.random.default_rng(3)
@@ -116,6 +116,12 @@ def test_compiled_pass_equals_numpy_operations(mode):
         low, high = (np.percentile(crops[3, 0], q) for q in (1.0, 99.0))
         by_hand = (crops[3, 0].astype(np.float32) - np.float32(low)) / np.float32(high - low)
         np.testing.assert_array_equal(compiled[3, 0], np.clip(by_hand, 0, 1))
+    if mode == "minmax":  # each crop's channel minimum to 0, its maximum to 1
+        low, high = crops[3, 0].min(), crops[3, 0].max()
+        by_hand = (crops[3, 0].astype(np.float32) - np.float32(low)) / np.float32(high - low)
+        np.testing.assert_array_equal(compiled[3, 0], by_hand)
+        assert compiled[3].min() == 0 and compiled[3].max() == 1
+        assert (compiled[1, 1] == 0).all()  # a flat channel reads 0
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])

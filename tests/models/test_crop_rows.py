@@ -288,3 +288,18 @@ def test_reconstruction_scores_do_not_depend_on_the_chunk(tmp_path, monkeypatch,
         assert scores[1][key] == (value if value is None else pytest.approx(value, rel=1e-6))
     assert {"reconstruction_mse", "ssim"} <= set(scores[0])
     assert any(k.startswith("generated_") for k in scores[0]) == (model_type == "cp2image")
+
+
+def test_a_models_normalise_setting_reaches_the_crops_it_reads(stores):
+    from cellbench.config import VAEModel
+
+    paths, labels = stores
+    rows = np.arange(len(labels))
+    plate = CropRows.from_stores(paths, "whole_cell", SIZE, rows).to_array()
+    entry = VAEModel(name="v", crop_kind="whole_cell", size_px=SIZE, normalise="minmax")
+    each = CropRows.from_stores(paths, "whole_cell", SIZE, rows, normalise=entry.normalise)
+    each = each.to_array()
+    assert not np.array_equal(plate, each)
+    flat = each.reshape(*each.shape[:2], -1)
+    varying = flat.max(axis=2) > flat.min(axis=2)
+    assert np.allclose(flat.min(axis=2)[varying], 0) and np.allclose(flat.max(axis=2)[varying], 1)
