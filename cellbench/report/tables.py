@@ -102,9 +102,10 @@ def classification_report(records: list[dict]) -> pd.DataFrame:
         return frame
     for (model, input_name, name), group in frame.groupby(["model", "input", "class"], sort=True):
         row = {"model": model, "input": input_name, "class": name, "n_seeds": len(group)}
-        for column in CLASS_REPORT_COLUMNS:
-            values = pd.to_numeric(group.get(column), errors="coerce").dropna().to_list()
-            row[column] = _mean_or_nan(values) if values else math.nan
+        for column in CLASS_REPORT_COLUMNS:  # AUCs only where a model gives probabilities
+            values = group[column] if column in group else pd.Series(dtype=float)
+            defined = pd.to_numeric(values, errors="coerce").dropna().to_list()
+            row[column] = _mean_or_nan(defined) if defined else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -87,6 +87,11 @@ def test_report_table_and_figure(tmp_path):
     assert list(table["class"]) == CLASSES and (table["n_seeds"] == 2).all()
     expected = np.mean([r["per_class"]["b"]["roc_auc"] for r in records])
     assert table.set_index("class").loc["b", "roc_auc"] == pytest.approx(expected)
+    # a model without probabilities (a VAE's probe) has no AUC columns to average
+    y, _, predicted = _predictions(200)
+    plain = {"model": "vae", "input": "crops", **classification_metrics(y, predicted, CLASSES, "a")}
+    alone = classification_report([plain])
+    assert alone["roc_auc"].isna().all() and alone["precision"].notna().all()
     y, probabilities, _ = _predictions(500)
     written = save_figure(
         class_curves_figure(class_curves(y, probabilities, CLASSES), "rf"), tmp_path / "curves"

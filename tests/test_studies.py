@@ -1,0 +1,66 @@
+"""Each study of configs/studies/ end to end at a reduced size (epochs cut to 1 or 2).
+
+The studies run on the real data of $CELLBENCH_DATA; at full size by hand (times in the
+README), here with their models trained for a token number of epochs, which checks that every
+stage, model and table of the study runs, not the numbers it reaches.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from cellbench.config import config_from_dict, default_data_root
+from cellbench.execution.run import execute
+from cellbench.paths import ResultsPaths
+from tests.helpers import REPO
+
+STUDIES = sorted((REPO / "configs" / "studies").glob("*.yaml"))
+
+
+def reduced(path, results_root) -> dict:
+    """The study's config with every PyTorch model trained for one epoch."""
+    raw = yaml.safe_load(path.read_text())
+    raw["results_root"] = str(results_root)
+    for model in raw["models"]:
+        if "epochs" in model:
+            model["epochs"] = 1
+    return raw
+
+
+@pytest.mark.skipif(
+    not (default_data_root() / "bbbc021").is_dir(), reason="BBBC021 not in $CELLBENCH_DATA"
+)
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_study_runs_end_to_end_at_a_reduced_size(path, tmp_path):
+    config = config_from_dict(reduced(path, tmp_path / "results"))
+    results = execute(config, "all", "local", echo=lambda line: None).results
+    assert [f"{r.stage}/{r.task}: {r.message}" for r in results if not r.ok] == []
+    paths = ResultsPaths(config.results_root)
+    for model in config.models:
+        metrics = json.loads(paths.metrics(model.name, config.seeds[0]).read_text())
+        assert 0 <= metrics["accuracy"] <= 1, model.name
+        if model.type == "vae":
+            assert {"silhouette", "map", "reconstruction_mse"} <= set(metrics), model.name
+    assert (paths.report_dir / "index.html").stat().st_size > 0
+
+
+def test_the_vae_study_uses_the_studys_settings():
+    raw = yaml.safe_load((REPO / "configs" / "studies" / "vae_bbbc021.yaml").read_text())
+    raw["results_root"] = "unused"
+    if not (default_data_root() / "bbbc021").is_dir():
+        pytest.skip("BBBC021 not in $CELLBENCH_DATA")
+    config = config_from_dict(raw)
+    assert config.split.by == "compound_wells" and config.split.test_fraction == 0.1
+    presets = {m.name: m.preset for m in config.models}
+    assert presets == {
+        "vae_small": "small",
+        "vae_medium": "medium",
+        "vae_large": "large",
+        "beta_vae": "beta_vae",
+    }
+    for model in config.models:
+        assert model.normalise == "minmax" and model.size_px == 68
+        assert model.logvar_clamp == (-6.0, 3.0) and model.gradient_clip == 1.0
