@@ -36,13 +36,14 @@ def run_segment(config: Config, plate: str, settings_hash: str) -> dict:
 
     paths = ResultsPaths(config.results_root)
     opened = open_plate(config, plate)
-    return segment_plate(
+    details = segment_plate(
         opened,
         config.data.channels,
         config.segmentation,
         paths.label_store(plate),
         nonfinite=config.data.nonfinite,
     )
+    return {**details, "excluded": opened.excluded} if opened.excluded else details
 
 
 def run_crop(config: Config, plate: str, settings_hash: str) -> dict:
@@ -75,10 +76,11 @@ def run_crop(config: Config, plate: str, settings_hash: str) -> dict:
 
 def _ingest_precut(config: Config, plate: str, settings_hash: str) -> dict:
     from cellbench.crops.precut import ingest_precut_plate
-    from cellbench.data.precut import index_crops
+    from cellbench.data.precut import plate_crops
 
-    return ingest_precut_plate(
-        index_crops(config.data.input),
+    rows = plate_crops(config.data.input, config.data.exclude, plate)
+    details = ingest_precut_plate(
+        rows,
         plate,
         config.data.input.axes,
         config.data.channels,
@@ -87,6 +89,8 @@ def _ingest_precut(config: Config, plate: str, settings_hash: str) -> dict:
         config_hash=settings_hash,
         compression=config.crops.compression,
     )
+    excluded = rows.attrs["excluded"]
+    return {**details, "excluded": excluded} if excluded else details
 
 
 def run_features(config: Config, plate: str, settings_hash: str) -> dict:

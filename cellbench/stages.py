@@ -33,6 +33,7 @@ import pandas as pd
 from cellbench import runners
 from cellbench.config import Config, stable_hash
 from cellbench.config.cluster import StageName
+from cellbench.data.exclude import file_names
 from cellbench.data.plates import has_fields, list_plates
 from cellbench.errors import CellbenchError
 from cellbench.features.cp_tables import export_files
@@ -185,6 +186,7 @@ def _aggregate_inputs(config: Config, task: str) -> list[Path]:
 def _run_aggregate(config: Config, task: str, settings_hash: str) -> dict:
     """The report, with every task that did not finish and every task's time."""
     from cellbench.report.aggregate import build_report
+    from cellbench.report.exclusions import exclusion_note
 
     paths = _paths(config)
     earlier = [s for s in STAGE_TABLE if s.unit != EXPERIMENT]
@@ -194,13 +196,16 @@ def _run_aggregate(config: Config, task: str, settings_hash: str) -> dict:
         for name in stage.tasks(config)
         if task_state(config, stage.name, name) != DONE
     ]
-    timings = []
+    timings, excluded = [], {}
+    counted_in = "segment" if has_fields(config) else "crop"  # the task that opens the plate
     for stage in earlier:
         for name in stage.tasks(config):
             status = read_status(paths.status_file(stage.name, name)) or {}
             if stage.name == "segment":  # fields that failed alone, their plate done
                 errors = status.get("details", {}).get("field_errors") or {}
                 missing += [f"segment/{name} field {f}: {e}" for f, e in errors.items()]
+            if stage.name == counted_in and status.get("details", {}).get("excluded"):
+                excluded[name] = status["details"]["excluded"]
             timings.append(
                 {
                     "stage": stage.name,
@@ -209,7 +214,8 @@ def _run_aggregate(config: Config, task: str, settings_hash: str) -> dict:
                     "seconds": status.get("seconds"),
                 }
             )
-    return build_report(config, missing, pd.DataFrame(timings))
+    note = exclusion_note(excluded)
+    return build_report(config, missing, pd.DataFrame(timings), notes=[note] if note else [])
 
 
 _FIELDS = ("data", "segmentation")
@@ -330,6 +336,8 @@ def task_hash(config: Config, name: str, task: str) -> str:
     """Hash of the settings a task's result depends on (execution settings excluded).
 
     ``results_root`` is left out: a results tree copied elsewhere keeps its finished tasks.
+    The names listed in ``data.exclude.file`` count, not only its path: editing the list
+    makes every task stale.
     """
     row = stage(name)
     dumped = config.model_dump(mode="json")
@@ -337,6 +345,8 @@ def task_hash(config: Config, name: str, task: str) -> str:
     if row.unit == MODEL_SEED and reads_crop_stores(config, name):
         sections.append("crops")
     payload = {key: dumped[key] for key in sections}
+    if "data" in sections and config.data.exclude.file is not None:
+        payload["data_exclude_file_names"] = file_names(config.data.exclude)
     if row.unit == MODEL_SEED:
         model, seed = parse_model_task(task)
         payload["model"] = config.model(model).model_dump(mode="json")

@@ -6,11 +6,12 @@ channels, the label column and what to do with non-finite pixels.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, Tag, field_validator
+from pydantic import Field, StringConstraints, Tag, field_validator
 
 from cellbench.config.base import StrictModel, _tag, name_type
 
@@ -155,6 +156,89 @@ DataSource = Annotated[
 ]
 
 
+ExcludedName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class ExcludeConfig(StrictModel):
+    """Images, fields or wells left out of every stage, by name (`cellbench.data.exclude`).
+
+    A name may start with a plate and a slash (``P1/A-01-02``) to leave it out of that plate
+    only. Names that match nothing are a warning, not an error.
+
+    Examples
+    --------
+    ::
+
+        exclude:
+          wells: [B03, P1/C07]
+          fields: [A-01-02]
+          images: [B02_s1_w1B1A7ADEA-8896-4C7D-8C63-663265374B72.tif]
+          file: noisy_images.txt     # one name a line (any of the three kinds), or CSV 'name'
+    """
+
+    wells: list[ExcludedName] = Field(default_factory=list, description="wells, e.g. B03")
+    fields: list[ExcludedName] = Field(
+        default_factory=list, description="fields as cellbench names them, e.g. A-01-02"
+    )
+    images: list[ExcludedName] = Field(
+        default_factory=list,
+        description="image file names (or stems); for pre-cut crops, crop file names or the "
+        "image the crops come from",
+    )
+    file: Path | None = Field(
+        None,
+        description="a text file of names, one a line ('#' starts a comment), or a CSV with a "
+        "column 'name' (and optionally 'plate'); a name there is a well, field or image",
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _file_readable(cls, file: Path | None) -> Path | None:
+        if file is not None:
+            exclude_file_names(file)
+        return file
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing is excluded."""
+        return not (self.wells or self.fields or self.images or self.file)
+
+
+def exclude_file_names(path: Path) -> list[str]:
+    """The names listed in an exclusion file, in order, each optionally ``plate/name``.
+
+    A ``.csv`` file has a column ``name`` (and optionally ``plate``); any other file has one
+    name a line, blank lines and ``#`` comments skipped.
+
+    Raises
+    ------
+    ValueError
+        The file does not exist, cannot be read, or is a CSV without a ``name`` column.
+    """
+    if not path.is_file():
+        raise ValueError(f"exclusion list {str(path)!r} does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"exclusion list {str(path)!r} cannot be read: {exc}") from exc
+    if path.suffix.lower() != ".csv":
+        lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+        return [line for line in lines if line]
+    rows = list(csv.DictReader(text.splitlines()))
+    columns = {c.strip(): c for c in (rows[0].keys() if rows else [])}
+    if rows and "name" not in columns:
+        raise ValueError(
+            f"exclusion list {str(path)!r}: a CSV needs a column 'name' (has {list(columns)})"
+        )
+    names = []
+    for row in rows:
+        name = (row[columns["name"]] or "").strip()
+        plate = (row[columns["plate"]] or "").strip() if "plate" in columns else ""
+        if name:
+            names.append(f"{plate}/{name}" if plate else name)
+    return names
+
+
 class DataConfig(StrictModel):
     """Where the fields come from and which channels they hold."""
 
@@ -173,4 +257,8 @@ class DataConfig(StrictModel):
         "fail",
         description="pixels that are NaN or infinite: fail the field (naming its file and the "
         "count), or set them to 0 and count them in the task's status",
+    )
+    exclude: ExcludeConfig = Field(
+        default_factory=ExcludeConfig,
+        description="images, fields or wells left out of every stage (by name or a file)",
     )

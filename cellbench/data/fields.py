@@ -115,7 +115,7 @@ def group_fields(entries: list[dict]) -> list[Field]:
         groups[(entry["well"], entry["site"])].append(entry)
     fields = []
     for (well, site), members in groups.items():
-        name = _field_name(well, site)
+        name = field_name(well, site)
         if members[0]["channel"] is not None:
             members = sorted(members, key=lambda e: e["channel"])
             tokens = [e["channel"] for e in members]
@@ -150,7 +150,7 @@ def _nd2_positions(name: str, well: str, site: str, path: Path) -> list[Field]:
     return [Field(f"{name}_p{p:02d}", well, site, (path,), position=p) for p in range(positions)]
 
 
-def _field_name(well: str, site: str) -> str:
+def field_name(well: str, site: str) -> str:
     """``A-01-03`` for a well and a numeric site; otherwise the parts joined by ``_``."""
     match = re.fullmatch(r"([A-P])(\d{2})", well)
     digits = re.sub(r"\D", "", site)

@@ -19,6 +19,13 @@ import numpy as np
 import pandas as pd
 
 from cellbench.config import Config, CropsSource, FieldsSource, SyntheticSource
+from cellbench.data.exclude import (
+    exclusion_entries,
+    split_crops,
+    split_fields,
+    summary,
+    warn_unmatched,
+)
 from cellbench.data.fields import (
     Field,
     check_field_names,
@@ -47,6 +54,7 @@ class Plate:
     layout: pd.DataFrame
     source: FieldsSource = field(repr=False)
     layout_report: dict = field(default_factory=dict)
+    excluded: dict = field(default_factory=dict)  # left out by data.exclude (`exclude.summary`)
 
     def field_path(self, item: Field) -> Path:
         """The (first) file of a field."""
@@ -125,12 +133,16 @@ def list_plates(config: Config) -> list[str]:
 
 
 def open_plate(config: Config, plate: str) -> Plate:
-    """Open a plate (generating it first when the source is synthetic).
+    """Open a plate (generating it first when the source is synthetic), less `data.exclude`.
+
+    The fields that ``data.exclude`` names are left out here, so that every stage sees the
+    same fields; how many is in ``Plate.excluded`` (empty when nothing is excluded).
 
     Raises
     ------
     NothingToDo
-        The plate's folder does not exist or holds no image of the plate.
+        The plate's folder does not exist, holds no image of the plate, or every field of it
+        is excluded by ``data.exclude``.
     CellbenchError
         File names that do not follow the scheme (all listed), fields whose name is not a valid
         field name (`cellbench.names`; their files listed), or a bad layout.
@@ -138,6 +150,26 @@ def open_plate(config: Config, plate: str) -> Plate:
     source = config.data.input
     if isinstance(source, SyntheticSource):
         ensure_synthetic_plate(source, plate, ResultsPaths(config.results_root).input_plate(plate))
+    folder_source, folder, fields = _scan_fields(config, plate)
+    excluded: dict = {}
+    entries = exclusion_entries(config.data.exclude)
+    if entries:
+        fields, left_out, matched = split_fields(plate, fields, entries)
+        excluded = summary([f.name for f in left_out], [f.well for f in left_out])
+        if isinstance(source, SyntheticSource):  # every synthetic plate has the same names
+            mine = [e for e in entries if e.plate in (None, plate)]
+            warn_unmatched(mine, matched, f"in plate {plate} (nor in any synthetic plate)")
+        if not fields:
+            raise NothingToDo(
+                f"plate {plate!r}: data.exclude leaves out all {len(left_out)} field(s) of the "
+                f"plate ({folder}); nothing to segment"
+            )
+    layout, report = _layout(folder_source, folder, {f.well for f in fields if f.well})
+    return Plate(plate, folder, fields, layout, folder_source, report, excluded)
+
+
+def _scan_fields(config: Config, plate: str) -> tuple[FieldsSource, Path, list[Field]]:
+    """The folder source, the plate's folder and every field found in it (one scan)."""
     folder_source = fields_source(config)
     folder = plate_folder(folder_source, plate)
     images = image_folder(folder)
@@ -152,9 +184,32 @@ def open_plate(config: Config, plate: str) -> Plate:
         raise NothingToDo(
             f"plate {plate!r}: no image of the plate in {images}: {where_plates_are(folder_source)}"
         )
-    fields = check_field_names(plate, group_fields(entries))
-    layout, report = _layout(folder_source, folder, {f.well for f in fields if f.well})
-    return Plate(plate, folder, fields, layout, folder_source, report)
+    return folder_source, folder, check_field_names(plate, group_fields(entries))
+
+
+def check_exclusions(config: Config) -> list[str]:
+    """The names of ``data.exclude`` that match nothing in any plate, warned about once.
+
+    One scan of every plate (no image is read); synthetic plates not yet written and plates
+    that cannot be opened are not looked at. Called when tasks are planned.
+    """
+    entries = exclusion_entries(config.data.exclude)
+    if not entries:
+        return []
+    source = config.data.input
+    matched: set[str] = set()
+    if isinstance(source, CropsSource):
+        from cellbench.data.precut import index_crops
+
+        matched = split_crops(index_crops(source), entries)[1]
+        return warn_unmatched(entries, matched, f"in the crops of {source.root}")
+    for plate in list_plates(config):
+        try:
+            matched |= split_fields(plate, _scan_fields(config, plate)[2], entries)[2]
+        except (NothingToDo, CellbenchError, OSError):
+            if isinstance(source, SyntheticSource):
+                return []  # a plate not written yet: its names are unknown
+    return warn_unmatched(entries, matched, "in any plate")
 
 
 def read_field(

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from cellbench.config import CropsSource
+from cellbench.config import CropsSource, ExcludeConfig
+from cellbench.data.exclude import exclusion_entries, split_crops, summary
+from cellbench.data.fields import field_name
 from cellbench.errors import CellbenchError, NothingToDo
 from cellbench.io.naming import parse_with_scheme
 from cellbench.io.tables import join_table
@@ -35,6 +37,37 @@ def index_crops(source: CropsSource) -> pd.DataFrame:
         name, unless ``allow_unmatched`` is set (then they are left out).
     """
     return _cached_index(source.model_dump_json()).copy()
+
+
+def plate_crops(source: CropsSource, exclude: ExcludeConfig, plate: str) -> pd.DataFrame:
+    """The index rows of one plate's crops, less those ``data.exclude`` names.
+
+    ``attrs["excluded"]`` holds the exclusion summary for the task's status (``crops``,
+    ``fields`` and ``wells`` left out), empty when nothing is excluded.
+
+    Raises
+    ------
+    NothingToDo
+        Every crop of the plate is excluded.
+    """
+    index = index_crops(source)
+    rows = index[index["plate"] == plate].reset_index(drop=True)
+    entries = exclusion_entries(exclude)
+    if not entries:
+        rows.attrs["excluded"] = {}
+        return rows
+    drop = split_crops(rows, entries)[0]
+    left_out = rows[drop]
+    wells = left_out["well"].astype(str).tolist() if "well" in left_out else []
+    sites = left_out["site"].astype(str).tolist() if "site" in left_out else [""] * len(wells)
+    fields = [field_name(well, site) for well, site in zip(wells, sites, strict=True)]
+    kept = rows[~drop].reset_index(drop=True)
+    kept.attrs["excluded"] = summary(fields, wells, crops=int(drop.sum()))
+    if kept.empty and not rows.empty:
+        raise NothingToDo(
+            f"plate {plate!r}: data.exclude leaves out all {len(rows)} crop(s) of the plate"
+        )
+    return kept
 
 
 def list_precut_plates(source: CropsSource) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cellbench.config import Config
+from cellbench.data.plates import check_exclusions
 from cellbench.execution import EXECUTORS, executor, executor_names
 from cellbench.execution.base import Factors, Outcome, RunOptions
 from cellbench.execution.plan import describe, plan
@@ -50,8 +51,11 @@ def execute(
     -------
     Outcome
         The tasks run here, or the jobs submitted.
+
+    Names of ``data.exclude`` that match nothing in any plate are warned about here, once.
     """
     name = resolve_executor(executor_name, config)
+    check_exclusions(config)
     plans = plan(config, stage, force=force, only=only)
     echo(f"experiment {config.name!r} -> {config.results_root}  (executor: {name})")
     echo(describe(plans))

@@ -43,7 +43,9 @@ REPRESENTATION_METRICS = ["silhouette", "map", "nsc"]
 GENERATION_METRICS = ["reconstruction_mse", "ssim", "generated_features_mean_pearson_r"]
 
 
-def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dict:
+def build_report(
+    config, missing_tasks: list[str], timings: pd.DataFrame, notes: list[str] = ()
+) -> dict:
     """Write the tables (CSV, Markdown, LaTeX), the figures and ``report/index.html``.
 
     Parameters
@@ -53,6 +55,9 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
         Upstream tasks that did not finish, named ``stage/task``, listed in the report.
     timings : DataFrame
         stage, task, state, seconds of every task.
+    notes : list of str
+        Lines about the input shown under the summary and in ``accuracy.md``, e.g. what
+        ``data.exclude`` left out (`cellbench.report.exclusions.exclusion_note`).
 
     Returns
     -------
@@ -92,8 +97,8 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     if study is not None:
         tables["background study (Table 1)"] = study["table"]
         figures += [p for p in study["written"] if p.suffix == ".png"]
-    written = _write_tables(tables, paths, config.name, missing_tasks) + figures
-    summary, chart_files = _summary(tables, paths)
+    written = _write_tables(tables, paths, config.name, missing_tasks, notes) + figures
+    summary, chart_files = _summary(tables, paths, notes)
     index = write_index_html(
         paths.report_dir,
         f"{config.name}: cellbench report",
@@ -111,8 +116,8 @@ def build_report(config, missing_tasks: list[str], timings: pd.DataFrame) -> dic
     return {"written": [str(p) for p in written], "missing_tasks": missing_tasks}
 
 
-def _summary(tables: dict, paths: ResultsPaths) -> tuple[str, list[Path]]:
-    """The summary block that opens the page, and the accuracy chart it shows."""
+def _summary(tables: dict, paths: ResultsPaths, notes: list[str]) -> tuple[str, list[Path]]:
+    """The summary block that opens the page (the notes under it), and its accuracy chart."""
     accuracy = tables.get("accuracy")
     chart_files, chart, majority = [], None, None
     if accuracy is not None and not accuracy.empty:
@@ -120,10 +125,12 @@ def _summary(tables: dict, paths: ResultsPaths) -> tuple[str, list[Path]]:
         chart = chart_files[0]
         if "majority_rate_mean" in accuracy and accuracy["majority_rate_mean"].notna().any():
             majority = float(accuracy["majority_rate_mean"].max())
-    return summary_html(answer_lines(tables), chart, majority), chart_files
+    return summary_html(answer_lines(tables), chart, majority, notes), chart_files
 
 
-def _write_tables(tables: dict, paths: ResultsPaths, title: str, missing: list[str]) -> list[Path]:
+def _write_tables(
+    tables: dict, paths: ResultsPaths, title: str, missing: list[str], notes: list[str]
+) -> list[Path]:
     """Each table as CSV and LaTeX, all of them in ``summary.md``; ``accuracy.md`` as before."""
     written = []
     for name, table in tables.items():
@@ -133,7 +140,7 @@ def _write_tables(tables: dict, paths: ResultsPaths, title: str, missing: list[s
             table.to_csv(tmp, index=False)
         write_text(tex, to_latex(table, f"{title}: {name}"))
         written += [csv, tex]
-    lines = [f"# {title}: results on held-out cells\n"]
+    lines = [f"# {title}: results on held-out cells\n", *(f"{note}\n" for note in notes)]
     if not tables:
         lines.append("No model finished.\n")
     for name, table in tables.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +137,13 @@ def accuracy_chart(accuracy: pd.DataFrame, stem: Path) -> list[Path]:
     return save_figure(fig, stem)
 
 
-def summary_html(answers: list[Answer], chart: Path | None, majority: float | None) -> str:
-    """The summary block of the page: one line per metric, the chart, the baseline."""
+def summary_html(
+    answers: list[Answer], chart: Path | None, majority: float | None, notes: Sequence[str] = ()
+) -> str:
+    """The summary block of the page: one line per metric, the chart, the baseline, notes.
+
+    `notes` are lines about the input (what ``data.exclude`` left out), one paragraph each.
+    """
     items = "".join(f"<li>{html.escape(answer.sentence())}</li>" for answer in answers)
     body = f"<ul>{items}</ul>" if items else "<p>No model finished: nothing to compare.</p>"
     if majority is not None and math.isfinite(majority):
@@ -149,4 +154,5 @@ def summary_html(answers: list[Answer], chart: Path | None, majority: float | No
             f'<figure><a href="{src}"><img class="chart" src="{src}" '
             f'alt="accuracy per model and input"></a></figure>'
         )
+    body += "".join(f'<p class="input-note">{html.escape(note)}</p>' for note in notes)
     return f'<section id="summary"><h2>Summary</h2>{body}</section>'
