@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 KINDS = ("well", "field", "image")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".nd2", ".png", ".jpg")
 _WELL = re.compile(r"^(?P<row>[A-Pa-p])0*(?P<column>\d{1,2})$")
-_warned: set[tuple[str, ...]] = set()
+_warned: set[str] = set()  # names already warned about
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,13 @@ def summary(fields: list[str], wells: Iterable[str], **more: int) -> dict:
 
 
 def warn_unmatched(entries: list[Entry], matched: set[str], where: str) -> list[str]:
-    """Warn (once per process, wherever) about entries that matched nothing; return their texts."""
+    """Warn about entries that matched nothing (each once per process); return their texts."""
     unmatched = sorted({entry.text for entry in entries} - matched)
-    key = tuple(unmatched)
-    if unmatched and key not in _warned:
-        _warned.add(key)
-        shown = ", ".join(unmatched[:20]) + (" ..." if len(unmatched) > 20 else "")
+    new = [text for text in unmatched if text not in _warned]
+    if new:
+        _warned.update(new)
+        shown = ", ".join(new[:20]) + (" ..." if len(new) > 20 else "")
         log.warning(
-            "data.exclude: %d name(s) match no well, field or image %s: %s",
-            len(unmatched),
-            where,
-            shown,
+            "data.exclude: %d name(s) match no well, field or image %s: %s", len(new), where, shown
         )
     return unmatched

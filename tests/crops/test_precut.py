@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -13,6 +14,7 @@ from cellbench.errors import CellbenchError
 from cellbench.execution.run import execute
 from cellbench.paths import ResultsPaths
 from cellbench.stages import list_tasks
+from cellbench.status import read_status
 from cellbench.tasks import run_task
 from tests.helpers import REPO
 
@@ -129,3 +131,35 @@ def test_custom_regex_scheme_without_joins(tmp_path):
     assert run_task(config, "crop", "plateX").details["class_counts"] == {"A01": 2, "B02": 1}
     crops, _ = read_crops(ResultsPaths(config.results_root).crop_store("plateX"), "precut")
     assert crops.shape == (3, 2, 8, 8) and crops[2].max() == 2
+
+
+def test_data_exclude_leaves_out_images_and_crops_by_name(tmp_path):
+    plate = "Week5_29321"  # the smallest plate of the subset: 6 crops
+    index = index_crops(bbbc021_config(tmp_path).data.input)
+    rows = index[index["plate"] == plate].sort_values("cell_id")
+    image = rows["image"].value_counts().index[0]  # the image most of its crops come from
+    by_image = set(rows.loc[rows["image"] == image, "cell_id"])
+    other = sorted(set(rows["cell_id"]) - by_image)[0]
+    raw = yaml.safe_load((REPO / "configs" / "bbbc021.yaml").read_text())
+    raw["results_root"] = str(tmp_path / "results")
+    raw["data"]["exclude"] = {
+        "images": [f"{image}.tif", f"{plate}/{other}.npy", "Week1_22123/no_such_crop.npy"]
+    }
+    config = config_from_dict(raw)
+
+    assert list_tasks(config, "crop") == list_tasks(bbbc021_config(tmp_path), "crop")
+    for stage in ("crop", "features"):
+        assert run_task(config, stage, plate).state == "done"
+    paths = ResultsPaths(config.results_root)
+    cells = read_cells(paths.crop_store(plate))
+    assert set(cells["cell_id"]) == set(rows["cell_id"]) - by_image - {other}
+    excluded = read_status(paths.status_file("crop", plate))["details"]["excluded"]
+    assert excluded["crops"] == len(by_image) + 1
+    assert excluded["wells"] == sorted(
+        set(rows.loc[rows["cell_id"].isin(by_image | {other}), "well"])
+    )
+    assert len(pd.read_parquet(paths.feature_table(plate))) == len(cells)
+
+    from cellbench.data.plates import check_exclusions
+
+    assert check_exclusions(config) == ["Week1_22123/no_such_crop.npy"]
