@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,13 @@ import pandas as pd
 from cellbench.config import ExcludeConfig
 from cellbench.config.data import exclude_file_names
 from cellbench.data.fields import Field, field_name
+from cellbench.errors import CellbenchError
+from cellbench.io.naming import well_name
 
 log = logging.getLogger(__name__)
 
 KINDS = ("well", "field", "image")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".nd2", ".png", ".jpg")
-_WELL = re.compile(r"^(?P<row>[A-Pa-p])0*(?P<column>\d{1,2})$")
 _warned: set[str] = set()  # names already warned about
 
 
@@ -95,8 +95,10 @@ def matching(entries: list[Entry], plate: str, keys: dict[str, set[str]]) -> lis
 def _candidate(name: str, kind: str) -> set[str]:
     """The forms of a listed name compared with an item's keys of `kind`."""
     if kind == "well":
-        match = _WELL.match(name)
-        return {f"{match['row'].upper()}{int(match['column']):02d}"} if match else {name}
+        try:
+            return {well_name({"well": name})}
+        except CellbenchError:  # not a well name: matches no well (and is warned about)
+            return {name}
     if kind == "image":
         return {name, _stem(name)}
     return {name}
