@@ -131,7 +131,7 @@ def split_fields(
     return kept, excluded, matched
 
 
-def split_crops(index: pd.DataFrame, entries: list[Entry]) -> tuple[pd.DataFrame, set[str]]:
+def split_crops(index: pd.DataFrame, entries: list[Entry]) -> tuple[pd.Series, set[str]]:
     """Mark the pre-cut crops of an index (`cellbench.data.precut.index_crops`) to leave out.
 
     A crop answers to its well, its field (well and site, as cellbench names fields), its
