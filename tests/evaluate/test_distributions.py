@@ -2,10 +2,15 @@ import numpy as np
 import pytest
 
 from cellbench.evaluate.distributions import (
+    MMD_COLUMNS,
+    _unbiased_mmd2,
+    gaussian_kernel_sum,
     group_kl_divergence,
+    group_mmd,
     kl_divergence,
     median_bandwidth,
     mmd,
+    mmd_summary,
 )
 
 
@@ -62,10 +67,11 @@ def test_group_kl_of_means_differs_from_mean_kl():
 
 
 def brute_force_mmd2(x, y, sigma):
-    """The unbiased MMD^2 estimator written out with loops."""
+    """The unbiased MMD^2 estimator written out with loops (one sigma, or a sum over several)."""
+    sigmas = np.atleast_1d(sigma)
 
     def k(a, b):
-        return np.exp(-np.sum((a - b) ** 2) / (2 * sigma**2))
+        return sum(np.exp(-np.sum((a - b) ** 2) / (2 * s**2)) for s in sigmas)
 
     n, m = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
@@ -119,3 +125,150 @@ def test_mmd_rejects_bad_input():
         mmd(np.eye(3), np.eye(4))
     with pytest.raises(ValueError, match="bandwidth"):
         mmd(np.eye(3), np.eye(3) + 1, bandwidth=0.0)
+
+
+def test_multi_kernel_mmd_is_the_loops_over_the_sum_of_kernels():
+    x = np.array([[0.0, 1.0], [1.0, 0.5], [0.2, 0.2]])
+    y = np.array([[2.0, 1.0], [3.0, 0.0], [2.5, 2.0], [1.5, 1.5]])
+    sigma = median_bandwidth(np.vstack([x, y]))
+    multipliers = [0.5, 1.0, 1.5, 2.0]
+    result = mmd(x, y, multipliers=multipliers)
+    assert result["bandwidth"] == pytest.approx(sigma)
+    assert result["multipliers"] == multipliers
+    expected = brute_force_mmd2(x, y, sigma * np.array(multipliers))
+    assert result["mmd2"] == pytest.approx(expected, rel=1e-12)
+    # the sum kernel's MMD^2 is the sum of each kernel's MMD^2
+    single = [mmd(x, y, bandwidth=sigma * k)["mmd2"] for k in multipliers]
+    assert result["mmd2"] == pytest.approx(sum(single), rel=1e-12)
+    assert mmd(x, y, bandwidth=1.0, multipliers=[2.0])["mmd2"] == pytest.approx(
+        brute_force_mmd2(x, y, 2.0)
+    )
+
+
+def test_kernel_sum_by_hand():
+    d2 = np.array([[0.0, 4.0]])
+    kernel = gaussian_kernel_sum(d2, [1.0, 2.0])
+    np.testing.assert_allclose(kernel, [[2.0, np.exp(-2.0) + np.exp(-0.5)]])
+
+
+def test_resampled_weights_leave_out_copies_of_one_cell():
+    # A resample with counts: the within-set means skip pairs of one cell with its copies.
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(4, 2)), rng.normal(size=(3, 2)) + 1
+    pooled = np.vstack([x, y])
+    kernel = gaussian_kernel_sum(((pooled[:, None] - pooled[None]) ** 2).sum(-1), [1.3])
+    np.fill_diagonal(kernel, 0.0)
+    counts_x, counts_y = np.array([2, 0, 1, 1]), np.array([0, 2, 1])
+    ix, iy = np.repeat(np.arange(4), counts_x), np.repeat(np.arange(3), counts_y)
+
+    def k(a, b):
+        return np.exp(-np.sum((a - b) ** 2) / (2 * 1.3**2))
+
+    def within(points, origin):
+        pairs = [
+            k(points[i], points[j])
+            for i in range(len(points))
+            for j in range(len(points))
+            if origin[i] != origin[j]
+        ]
+        return sum(pairs) / len(pairs)
+
+    xs, ys = x[ix], y[iy]
+    xy = sum(k(a, b) for a in xs for b in ys) / (len(xs) * len(ys))
+    expected = within(xs, ix) + within(ys, iy) - 2 * xy
+    in_x = np.concatenate([counts_x, np.zeros(3)])[None]
+    in_y = np.concatenate([np.zeros(4), counts_y])[None]
+    assert _unbiased_mmd2(kernel, in_x, in_y)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(150, 4)), rng.normal(loc=0.5, size=(120, 4))
+    result = mmd(x, y, multipliers=[0.5, 1, 1.5, 2], n_bootstrap=50, seed=1)
+    assert result["n_bootstrap"] == 50
+    assert result["ci_low"] < result["mmd2"] < result["ci_high"]
+    assert result["ci_low"] > 0  # shifted sets: the whole interval is above 0
+    assert result["bootstrap_mean"] == pytest.approx(result["mmd2"], abs=0.5 * result["mmd2"])
+    again = mmd(x, y, multipliers=[0.5, 1, 1.5, 2], n_bootstrap=50, seed=1)
+    assert again == result
+    other = mmd(x, y, multipliers=[0.5, 1, 1.5, 2], n_bootstrap=50, seed=2)
+    assert other["mmd2"] == result["mmd2"] and other["ci_low"] != result["ci_low"]
+    assert mmd(x, y)["ci_low"] is None
+
+
+def test_same_distribution_multi_kernel_near_zero_shifted_clearly_positive():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(200, 6)), rng.normal(size=(200, 6))
+    shifted = rng.normal(loc=0.6, size=(200, 6))
+    settings = {"multipliers": [0.5, 1, 1.5, 2], "n_bootstrap": 40, "seed": 0}
+    same, apart = mmd(x, y, **settings), mmd(x, shifted, **settings)
+    assert abs(same["mmd2"]) < 0.02
+    assert same["ci_low"] < 0 < same["ci_high"]
+    assert apart["mmd2"] > 10 * abs(same["mmd2"]) and apart["ci_low"] > same["ci_high"]
+    # the labels permuted across the pooled cells: as one distribution
+    pooled = rng.permutation(np.vstack([x, shifted]))
+    permuted = mmd(pooled[:200], pooled[200:], **settings)
+    assert abs(permuted["mmd2"]) < 0.02 and permuted["ci_low"] < 0 < permuted["ci_high"]
+
+
+def test_max_cells_subsamples_each_set():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(300, 3)), rng.normal(size=(40, 3))
+    result = mmd(x, y, max_cells=50, seed=0)
+    assert (result["n_x"], result["n_y"]) == (50, 40)
+    assert mmd(x, y, max_cells=50, seed=0) == result
+    assert mmd(x, y, max_cells=50, seed=1)["mmd2"] != result["mmd2"]
+    with pytest.raises(ValueError, match="max_cells"):
+        mmd(x, y, max_cells=1)
+    with pytest.raises(ValueError, match="multipliers"):
+        mmd(x, y, multipliers=[1.0, 0.0])
+
+
+def three_groups(n=120, seed=0):
+    """Groups a and c from one distribution, b shifted; d has a single cell."""
+    rng = np.random.default_rng(seed)
+    embeddings = np.vstack(
+        [rng.normal(size=(n, 5)), rng.normal(loc=0.8, size=(n, 5)), rng.normal(size=(n, 5))]
+    )
+    groups = np.repeat(np.array(["a", "b", "c"]), n)
+    return np.vstack([embeddings, np.ones((1, 5))]), np.append(groups, "d")
+
+
+def test_group_mmd_pairs_within_baseline_and_shared_sigma():
+    embeddings, groups = three_groups()
+    table = group_mmd(embeddings, groups, n_bootstrap=20, max_cells=100, seed=0)
+    assert list(table.columns) == MMD_COLUMNS
+    pairs = {
+        (a, b): row
+        for a, b, row in zip(table.group_a, table.group_b, table.itertuples(), strict=True)
+    }
+    assert set(pairs) == {("a", "b"), ("a", "c"), ("b", "c"), ("a", "a"), ("b", "b"), ("c", "c")}
+    assert pairs["a", "b"].mmd2 > 0.1 and pairs["b", "c"].mmd2 > 0.1
+    assert abs(pairs["a", "c"].mmd2) < 0.02
+    for a, b in [("a", "a"), ("b", "b"), ("c", "c")]:  # halves of 100 subsampled cells
+        assert abs(pairs[a, b].mmd2) < 0.05 and (pairs[a, b].n_a, pairs[a, b].n_b) == (50, 50)
+    assert (table.n_a[table.group_a != table.group_b] == 100).all()
+    assert (table.ci_low <= table.mmd2).all() and (table.mmd2 <= table.ci_high).all()
+    assert table.sigma.nunique() == 1 and table.sigma.iloc[0] > 0
+    assert group_mmd(embeddings, groups, n_bootstrap=20, max_cells=100, seed=0).equals(table)
+
+    summary = mmd_summary(table)
+    assert summary["mmd_groups"] == 3
+    assert summary["mmd2_between"] == pytest.approx(table.mmd2[:3].mean())
+    assert summary["mmd2_between"] > 5 * abs(summary["mmd2_within"])
+    assert summary["mmd_sigma"] == table.sigma.iloc[0]
+
+
+def test_group_mmd_without_two_groups_of_cells():
+    table = group_mmd(np.eye(3), np.array(["a", "b", "c"]))  # one cell each: nothing
+    assert table.empty and list(table.columns) == MMD_COLUMNS
+    assert mmd_summary(table) == {
+        "mmd2_between": None,
+        "mmd2_within": None,
+        "mmd_groups": 0,
+        "mmd_sigma": None,
+    }
+    one = group_mmd(np.random.default_rng(0).normal(size=(6, 2)), np.array(["a"] * 6))
+    assert list(zip(one.group_a, one.group_b, strict=True)) == [("a", "a")]
+    with pytest.raises(ValueError, match="groups must have shape"):
+        group_mmd(np.eye(3), np.array(["a", "b"]))
