@@ -7,7 +7,7 @@
       segment/<plate>.h5        cell and nucleus label images per field
       crops/<plate>.h5          the crop store
       features/<plate>.parquet  one row per cell
-      models/<model>/seed<k>/   model weights, history, metrics.json, predictions.parquet
+      models/<model>/seed<k>/   model weights, history, metrics.json, predictions.parquet, mmd.csv
       report/                   tables, figures, index.html
         background_study/       Table 1, Figure 2, results per representation
       _status/<stage>/<task>.json
@@ -67,6 +67,10 @@ class ResultsPaths:
     def embeddings(self, model: str, seed: int) -> Path:
         """Per-cell embeddings of a representation model, keyed by cell id (Parquet)."""
         return self.model_dir(model, seed) / "embeddings.parquet"
+
+    def mmd_table(self, model: str, seed: int) -> Path:
+        """MMD^2 between groups of test cells in a representation model's embeddings (CSV)."""
+        return self.model_dir(model, seed) / "mmd.csv"
 
     def model_dir(self, model: str, seed: int) -> Path:
         """Folder of one trained model and its evaluation."""

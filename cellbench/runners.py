@@ -191,6 +191,7 @@ def run_evaluate(config: Config, task: str, settings_hash: str) -> dict:
         crop_stores=stores,
         channels=config.data.channels,
         source=source,
+        mmd=config.evaluate.mmd,
     )
 
 

@@ -13,7 +13,7 @@ crop       a plate              crops/<plate>.h5
 features   a plate              features/<plate>.parquet
 profiles   a plate              profiles/<plate>.parquet (with ``profiles:`` set)
 train      a model x a seed     models/<model>/seed<k>/model.skops or model.pt, split, info
-evaluate   a model x a seed     models/<model>/seed<k>/metrics.json, predictions
+evaluate   a model x a seed     models/<model>/seed<k>/metrics.json, predictions, mmd.csv
 aggregate  the experiment       report/
 =========  ===================  =====================================================
 
@@ -170,7 +170,15 @@ def _train_outputs(config: Config, task: str) -> list[Path]:
 def _evaluate_outputs(config: Config, task: str) -> list[Path]:
     model, seed = parse_model_task(task)
     paths = _paths(config)
-    return [paths.metrics(model, seed), paths.predictions(model, seed)]
+    written = [paths.metrics(model, seed), paths.predictions(model, seed)]
+    if _writes_mmd(config, model):
+        written.append(paths.mmd_table(model, seed))
+    return written
+
+
+def _writes_mmd(config: Config, model: str) -> bool:
+    """Whether a model's evaluate task writes MMD^2 between groups (its embeddings)."""
+    return config.evaluate.mmd is not None and config.model(model).gives_embeddings
 
 
 def _aggregate_inputs(config: Config, task: str) -> list[Path]:
@@ -354,6 +362,8 @@ def task_hash(config: Config, name: str, task: str) -> str:
         if source is not None:
             payload["embedding_model"] = config.model(source).model_dump(mode="json")
         payload["seed"] = seed
+        if name == "evaluate" and config.model(model).gives_embeddings:
+            payload["evaluate"] = dumped["evaluate"]  # MMD of its embeddings
     return stable_hash(payload)
 
 

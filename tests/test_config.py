@@ -191,3 +191,39 @@ def test_old_region_names_get_the_cellprofiler_name(tmp_path):
     raw["features"] = {"regions": ["Nuclei", "Cell"]}
     message = config_error(tmp_path, raw)
     assert "features.regions.1" in message and "'Cell' is now 'Cells'" in message
+
+
+def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_models(tmp_path):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import task_hash, task_outputs
+
+    models = [
+        {"name": "rf", "type": "random_forest"},
+        {"name": "vae", "type": "vae", "crop_kind": "whole_cell"},
+    ]
+    raw = experiment_dict(tmp_path / "results", models=models)
+    config = config_from_dict(raw)
+    assert config.evaluate.mmd.multipliers == [0.5, 1.0, 1.5, 2.0]
+    assert config.evaluate.mmd.group_by is None and config.evaluate.mmd.n_bootstrap == 20
+    assert [p.name for p in task_outputs(config, "evaluate", "vae.seed0")][-1] == "mmd.csv"
+    assert "mmd.csv" not in [p.name for p in task_outputs(config, "evaluate", "rf.seed0")]
+
+    raw["evaluate"] = {"mmd": {"group_by": "Metadata_Well", "n_bootstrap": 5}}
+    changed = config_from_dict(raw)
+    assert task_hash(changed, "evaluate", "vae.seed0") != task_hash(config, "evaluate", "vae.seed0")
+    assert task_hash(changed, "evaluate", "rf.seed0") == task_hash(config, "evaluate", "rf.seed0")
+    assert task_hash(changed, "train", "vae.seed0") == task_hash(config, "train", "vae.seed0")
+    raw["evaluate"] = {"mmd": None}
+    off = config_from_dict(raw)
+    assert off.evaluate.mmd is None
+    assert "mmd.csv" not in [p.name for p in task_outputs(off, "evaluate", "vae.seed0")]
+
+    for bad, key in [
+        ({"group_by": "Compound"}, "evaluate.mmd.group_by"),
+        ({"multipliers": [1.0, -0.5]}, "evaluate.mmd.multipliers"),
+        ({"multipliers": []}, "evaluate.mmd.multipliers"),
+        ({"max_cells": 1}, "evaluate.mmd.max_cells"),
+    ]:
+        raw["evaluate"] = {"mmd": bad}
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            config_from_dict(raw)

@@ -297,6 +297,39 @@ class KLPair(StrictModel):
     per: str = Field("cell", description="cell, or a /cells column to group by (e.g. well)")
 
 
+class MMDConfig(StrictModel):
+    """MMD^2 between groups of test cells in each embedding model's embeddings.
+
+    The kernel is the sum of Gaussian kernels of widths sigma x each multiplier, sigma being
+    the median distance between the embedded test cells (median heuristic);
+    `cellbench.evaluate.distributions.group_mmd` has the details.
+    """
+
+    group_by: str | None = Field(
+        None,
+        pattern=r"^Metadata_\w+$",
+        description="the metadata column whose values are the groups (e.g. "
+        "Metadata_Compound); null: the label column",
+    )
+    multipliers: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [0.5, 1.0, 1.5, 2.0],
+        min_length=1,
+        description="kernel widths as multiples of the median-heuristic sigma",
+    )
+    n_bootstrap: int = Field(20, ge=0, description="resamples of each group (95% interval)")
+    max_cells: int = Field(500, ge=4, description="cells per group, at most (kernel N x N)")
+    seed: int = 0
+
+
+class EvaluateConfig(StrictModel):
+    """Extra analyses of the evaluate stage."""
+
+    mmd: MMDConfig | None = Field(
+        default_factory=MMDConfig,
+        description="MMD^2 between groups for every embedding model (mmd.csv); null: none",
+    )
+
+
 class ReportConfig(StrictModel):
     """Extra analyses of the aggregate stage."""
 
@@ -323,6 +356,7 @@ class Config(StrictModel):
     profiles: ProfilesConfig | None = Field(
         None, description="per-well profiles (the profiles stage); null: none"
     )
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 

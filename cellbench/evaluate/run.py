@@ -4,8 +4,10 @@ Classifiers (random forest, SVM, logistic regression, gradient boosting, MLP, Re
 scored on the test cells; representation models are scored through their embeddings: a
 logistic-regression probe fitted on the training cells' embeddings (VAE), silhouette and mAP
 of the test cells' embeddings (ResNet, VAE). Generators (VAE, CP2Image) also get
-reconstruction MSE and SSIM. What a model gives comes from its type's module in the registry
-(`cellbench.models.registry`) and what its config class declares (``gives_crops``, ...).
+reconstruction MSE and SSIM, and representation models MMD^2 between the groups of test
+cells (e.g. treatments) in their embeddings (``mmd.csv``). What a model gives comes from its
+type's module in the registry (`cellbench.models.registry`) and what its config class declares
+(``gives_crops``, ...).
 Every cell's prediction is kept with its split, so later analyses can see what training saw.
 """
 
@@ -20,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellbench.config import ModelConfig
+from cellbench.config import MMDConfig, ModelConfig
+from cellbench.errors import CellbenchError
 from cellbench.evaluate.metrics import class_curves, classification_metrics
 from cellbench.features.crops import CHUNK_CROPS
 from cellbench.io.atomic import atomic_path, write_json
@@ -50,11 +53,13 @@ def evaluate_model(
     crop_stores: list[Path],
     channels: list[str],
     source: ModelConfig | None = None,
+    mmd: MMDConfig | None = None,
 ) -> dict:
     """Predict every cell, score the test cells, write metrics.json and predictions.parquet.
 
     With ``input: embeddings``, `source` is the embedding model; the classifier is fitted here
-    first (`cellbench.evaluate.probe`).
+    first (`cellbench.evaluate.probe`). With `mmd` (``evaluate.mmd``), a model that gives
+    embeddings also gets ``mmd.csv``: MMD^2 between the groups of its test cells.
 
     Returns
     -------
@@ -103,6 +108,10 @@ def evaluate_model(
         _write_embeddings(predictions, embeddings, paths.embeddings(params.name, seed))
         result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
         result.update(_nsc(data.cells[test], embeddings[test]))
+        if mmd is not None:
+            groups = _mmd_groups(data, mmd.group_by)[test]
+            path = paths.mmd_table(params.name, seed)
+            result.update(_group_mmd(embeddings[test], groups, mmd, seed, path))
     if params.gives_crops:
         make = partial(model.reconstruct, params, data, seed=seed, paths=paths)  # make(rows)
         result.update(_reconstruction(data, make, test, channels, params.reads_features))
@@ -182,6 +191,45 @@ def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
         log.warning("no NSC: %s", exc)
         return {}
     return {"nsc": result.accuracy, "nsc_treatments": result.n_treatments}
+
+
+def _mmd_groups(data: ModelData, group_by: str | None) -> np.ndarray:
+    """Each cell's group for MMD: its label, or the value of the `group_by` metadata column."""
+    if group_by is None:
+        return np.asarray(data.labels)
+    if group_by not in data.cells.columns:
+        metadata = sorted(c for c in data.cells.columns if c.startswith("Metadata_"))
+        raise CellbenchError(
+            f"evaluate.mmd.group_by: the cells have no column {group_by!r}; columns: {metadata}"
+        )
+    return data.cells[group_by].to_numpy()
+
+
+def _group_mmd(
+    embeddings: np.ndarray, groups: np.ndarray, settings: MMDConfig, seed: int, path: Path
+) -> dict:
+    """MMD^2 between every two groups of test cells (and within each), written to `path`.
+
+    Returns the summary for metrics.json (`cellbench.evaluate.distributions.mmd_summary`).
+    """
+    from cellbench.evaluate.distributions import MMD_COLUMNS, group_mmd, mmd_summary
+
+    keep = pd.notna(groups)
+    try:
+        table = group_mmd(
+            embeddings[keep],
+            groups[keep],
+            multipliers=settings.multipliers,
+            n_bootstrap=settings.n_bootstrap,
+            max_cells=settings.max_cells,
+            seed=[settings.seed, seed],
+        )
+    except ValueError as exc:  # e.g. every embedding the same, or fewer than 2 test cells
+        log.warning("no MMD: %s", exc)
+        table = pd.DataFrame(columns=MMD_COLUMNS)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return mmd_summary(table)
 
 
 def _reconstruction(

@@ -15,6 +15,7 @@ from cellbench.paths import ResultsPaths
 from cellbench.report import gallery
 from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
+from cellbench.report.mmd import mmd_report
 from cellbench.report.profiles import profile_representation
 from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
 from cellbench.report.tables import (
@@ -39,7 +40,7 @@ ACCURACY_COLUMNS = [
     "macro_f1_mean",
     "majority_rate_mean",
 ]
-REPRESENTATION_METRICS = ["silhouette", "map", "nsc"]
+REPRESENTATION_METRICS = ["silhouette", "map", "nsc", "mmd2_between", "mmd2_within"]
 GENERATION_METRICS = ["reconstruction_mse", "ssim", "generated_features_mean_pearson_r"]
 
 
@@ -93,6 +94,11 @@ def build_report(
         summary, figure = _kl_study(pair, config.seeds[0], paths)
         tables[f"KL {pair.original} vs {pair.masked}"] = summary
         figures.append(figure)
+    if config.evaluate.mmd is not None:
+        embedders = [m for m in config.models if m.type in EMBEDDING_TYPES]
+        mmd_tables, mmd_figures = mmd_report(paths, embedders, config.seeds)
+        tables.update(mmd_tables)
+        figures += mmd_figures
     study = _background_study(config, paths)
     if study is not None:
         tables["background study (Table 1)"] = study["table"]

@@ -228,3 +228,46 @@ def plate_heatmap_figure(counts: Mapping[str, float], *, title: str = "cells per
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def mmd_heatmap_figure(
+    table, *, value: str = "mmd2_mean", title: str = "", annotate_up_to: int = 12
+) -> Figure:
+    """Heatmap of MMD^2 between groups: groups x groups, the diagonal within each group.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``group_a``, ``group_b`` and `value`, one row per pair of groups in either order
+        (``cellbench.report.mmd.mmd_across_seeds``); a row with ``group_a == group_b`` is the
+        group's within-group baseline (two halves). Pairs without a row are blank.
+    value : str
+        The column drawn.
+    title : str
+    annotate_up_to : int
+        With at most this many groups, each cell shows its value.
+    """
+    if len(table) == 0:
+        raise ValueError("table is empty: no pair of groups to draw")
+    groups = sorted(set(table["group_a"].astype(str)) | set(table["group_b"].astype(str)))
+    index = {g: k for k, g in enumerate(groups)}
+    grid = np.full((len(groups), len(groups)), np.nan)
+    for a, b, v in zip(table["group_a"], table["group_b"], table[value], strict=True):
+        grid[index[str(a)], index[str(b)]] = grid[index[str(b)], index[str(a)]] = float(v)
+    size = min(2.0 + 0.55 * len(groups), 16.0)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="magma_r")
+    ticks = range(len(groups))
+    fontsize = 8 if len(groups) <= 30 else 5
+    ax.set_xticks(ticks, groups, rotation=45, ha="right", fontsize=fontsize)
+    ax.set_yticks(ticks, groups, fontsize=fontsize)
+    if len(groups) <= annotate_up_to:
+        high = np.nanmax(grid)
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                colour = "white" if v > 0.6 * high else "black"
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", color=colour, fontsize=7)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="MMD$^2$ (diagonal: within group)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

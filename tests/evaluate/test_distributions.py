@@ -272,3 +272,11 @@ def test_group_mmd_without_two_groups_of_cells():
     assert list(zip(one.group_a, one.group_b, strict=True)) == [("a", "a")]
     with pytest.raises(ValueError, match="groups must have shape"):
         group_mmd(np.eye(3), np.array(["a", "b"]))
+
+
+def test_bootstrap_of_two_cells_keeps_only_resamples_of_distinct_cells():
+    x, y = np.array([[0.0], [1.0]]), np.array([[3.0], [4.0]])
+    few = mmd(x, y, n_bootstrap=3, seed=0)  # every resample drew one cell twice
+    assert few["mmd2"] > 0 and few["ci_low"] is None and few["bootstrap_mean"] is None
+    many = mmd(x, y, n_bootstrap=30, seed=0)  # the resamples of distinct cells are the sets
+    assert many["ci_low"] == pytest.approx(many["mmd2"]) == many["ci_high"]

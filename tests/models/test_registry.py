@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter
 
-from cellbench.config import MODEL_TYPES, ModelConfig, SplitConfig
+from cellbench.config import MODEL_TYPES, MMDConfig, ModelConfig, SplitConfig
 from cellbench.config.base import union_members
+from cellbench.evaluate.distributions import MMD_COLUMNS
 from cellbench.evaluate.run import evaluate_model
 from cellbench.models import registry
 from cellbench.models.classical import CLASSIFIERS
@@ -146,7 +147,10 @@ def test_train_and_evaluate_stages_reach_every_type(tmp_path, monkeypatch, data,
     split = SplitConfig(by="well", test_fraction=0.25, val_fraction=0.25)
     files = {"feature_tables": [], "crop_stores": []}
     train_model(params, split, "condition", 0, paths, settings_hash="t", **files)
-    result = evaluate_model(params, "condition", 0, paths, channels=["DNA", "actin"], **files)
+    mmd = MMDConfig(n_bootstrap=5)
+    result = evaluate_model(
+        params, "condition", 0, paths, channels=["DNA", "actin"], mmd=mmd, **files
+    )
 
     predictions = pd.read_parquet(paths.predictions(params.name, 0))
     has_probabilities = any(c.startswith("probability_") for c in predictions.columns)
@@ -156,6 +160,15 @@ def test_train_and_evaluate_stages_reach_every_type(tmp_path, monkeypatch, data,
         embeddings = pd.read_parquet(paths.embeddings(params.name, 0))
         assert len(embeddings) == len(data.labels) and "embedding_000" in embeddings.columns
         assert "silhouette" in result
+        # MMD^2 between the classes of the test cells, and within each class
+        table = pd.read_csv(paths.mmd_table(params.name, 0))
+        assert list(table.columns) == MMD_COLUMNS and len(table) > 0
+        test_classes = set(embeddings.loc[embeddings["split"] == "test", "Metadata_Condition"])
+        assert set(table.group_a) | set(table.group_b) == test_classes
+        assert (table.ci_low <= table.ci_high).all() and table.sigma.gt(0).all()
+        summary = pd.read_json(paths.metrics(params.name, 0), typ="series")
+        assert summary["mmd_groups"] == len(test_classes)
+    assert paths.mmd_table(params.name, 0).exists() == params.gives_embeddings
     assert ("reconstruction_mse" in result) == params.gives_crops
     metrics = pd.read_json(paths.metrics(params.name, 0), typ="series")
     assert ("gradcam" in metrics) == params.gives_gradcam
