@@ -49,6 +49,10 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         assert {"split", "Metadata_Condition", "embedding_000"} <= set(embeddings.columns)
         assert -1 <= metrics(paths, model)["silhouette"] <= 1
         assert 0 < metrics(paths, model)["map"] <= 1
+        mmd = pd.read_csv(paths.mmd_table(model, 0))  # between the three conditions
+        between = mmd[mmd["group_a"] != mmd["group_b"]]
+        assert len(between) == 3 and (mmd["group_a"] == mmd["group_b"]).sum() == 3
+        assert metrics(paths, model)["mmd2_between"] > metrics(paths, model)["mmd2_within"]
     probe = pd.read_parquet(paths.split_file("logreg_on_resnet", 0))
     resnet_split = pd.read_parquet(paths.split_file("resnet", 0))
     assert probe.equals(resnet_split)  # the probe never trains on the ResNet's test cells
@@ -75,7 +79,14 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     classifiers = {m.name for m in config.models if m.type != "cp2image"}
     assert set(accuracy["model"]) == classifiers  # the VAE through its linear probe
     figures = sorted(p.name for p in report.rglob("*.png"))
-    for stem in ("confusion_rf", "umap_resnet", "gradcam_resnet", "training_vae", "montage_"):
+    for stem in (
+        "confusion_rf",
+        "umap_resnet",
+        "gradcam_resnet",
+        "training_vae",
+        "montage_",
+        "mmd_vae",
+    ):
         assert any(name.startswith(stem) for name in figures), (stem, figures)
 
     kl = pd.read_csv(report / "kl_resnet_original_vs_resnet_masked.csv")
@@ -101,7 +112,13 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     assert check["images-broken"] == "0"
     assert int(check["images-loaded"]) == len(figures)
     tables = ("accuracy", "per-class-accuracy", "representations", "generation")
-    for table in (*tables, "background-study-table-1", "kl-resnet-original-vs-resnet-masked"):
+    for table in (
+        *tables,
+        "background-study-table-1",
+        "kl-resnet-original-vs-resnet-masked",
+        "mmd-resnet",
+        "mmd-vae",
+    ):
         assert f'id="table-{table}"' in done.stdout
     # the page opens with the answer: the best model and input, before every other section
     summary = re.search(r'<section id="summary">(.*?)</section>', done.stdout, re.S)

@@ -77,6 +77,8 @@ def evaluate_model(
     split_table = pd.read_parquet(paths.split_file(params.name, seed))
     split = data.cells[CELL_ID].map(split_table.set_index("cell_id")[SPLIT_COLUMN]).to_numpy()
     test = split == TEST
+    compare_groups = mmd is not None and params.gives_embeddings
+    groups = _mmd_groups(data, mmd.group_by) if compare_groups else None  # a bad key fails now
     result: dict = {"model": params.name, "type": params.type, "input": _input_name(params)}
     result["seed"] = seed
     predictions = data.cells.copy()
@@ -108,10 +110,9 @@ def evaluate_model(
         _write_embeddings(predictions, embeddings, paths.embeddings(params.name, seed))
         result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
         result.update(_nsc(data.cells[test], embeddings[test]))
-        if mmd is not None:
-            groups = _mmd_groups(data, mmd.group_by)[test]
+        if compare_groups:
             path = paths.mmd_table(params.name, seed)
-            result.update(_group_mmd(embeddings[test], groups, mmd, seed, path))
+            result.update(_group_mmd(embeddings[test], groups[test], mmd, seed, path))
     if params.gives_crops:
         make = partial(model.reconstruct, params, data, seed=seed, paths=paths)  # make(rows)
         result.update(_reconstruction(data, make, test, channels, params.reads_features))

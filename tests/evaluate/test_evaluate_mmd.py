@@ -1,0 +1,44 @@
+"""The evaluate stage's MMD between groups of test cells: grouped by a metadata column."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cellbench.config import MMDConfig, SplitConfig
+from cellbench.errors import CellbenchError
+from cellbench.evaluate.run import evaluate_model
+from cellbench.models.train import train_model
+from cellbench.paths import ResultsPaths
+from tests.models.test_registry import tiny_data, tiny_entry
+
+
+def test_mmd_groups_follow_group_by_and_a_missing_column_is_named(tmp_path, monkeypatch):
+    data = tiny_data()
+    monkeypatch.setattr("cellbench.models.train.load_model_data", lambda *a, **k: data)
+    monkeypatch.setattr("cellbench.evaluate.run.load_model_data", lambda *a, **k: data)
+    params = tiny_entry("vae")
+    paths = ResultsPaths(tmp_path)
+    split = SplitConfig(by="well", test_fraction=0.25, val_fraction=0.25)
+    inputs = {"feature_tables": [], "crop_stores": []}
+    train_model(params, split, "condition", 0, paths, settings_hash="t", **inputs)
+    files = {**inputs, "channels": ["DNA", "actin"]}
+
+    by_well = MMDConfig(group_by="Metadata_Well", n_bootstrap=3)
+    evaluate_model(params, "condition", 0, paths, mmd=by_well, **files)
+    table = pd.read_csv(paths.mmd_table(params.name, 0))
+    predictions = pd.read_parquet(paths.predictions(params.name, 0))
+    test_wells = set(predictions.loc[predictions["split"] == "test", "Metadata_Well"])
+    assert set(table.group_a) | set(table.group_b) == test_wells
+    n = len(test_wells)
+    assert len(table) == n * (n - 1) // 2 + n  # every pair, and each well's two halves
+    assert pd.read_json(paths.metrics(params.name, 0), typ="series")["mmd_groups"] == n
+
+    paths.mmd_table(params.name, 0).unlink()
+    evaluate_model(params, "condition", 0, paths, mmd=None, **files)
+    assert not paths.mmd_table(params.name, 0).exists()  # switched off
+    assert "mmd2_between" not in pd.read_json(paths.metrics(params.name, 0), typ="series")
+
+    wrong = MMDConfig(group_by="Metadata_Compound")
+    with pytest.raises(CellbenchError, match=r"evaluate\.mmd\.group_by: .*'Metadata_Compound'"):
+        evaluate_model(params, "condition", 0, paths, mmd=wrong, **files)
