@@ -151,6 +151,8 @@ def results_paths_calls(paths: ResultsPaths, name: str) -> dict:
         "split_file": lambda: paths.split_file(name, seed),
         "model_info": lambda: paths.model_info(name, seed),
         "metrics": lambda: paths.metrics(name, seed),
+        "curves": lambda: paths.curves(name, seed),
+        "mmd_table": lambda: paths.mmd_table(name, seed),
         "predictions": lambda: paths.predictions(name, seed),
         "gradcam_maps": lambda: paths.gradcam_maps(name, seed),
         "gradcam_panel": lambda: paths.gradcam_panel(name, seed),
