@@ -14,7 +14,13 @@ from cellbench.config.cluster import ExecutionConfig
 from cellbench.config.crop_kinds import CROP_KINDS, PRECUT, background_kinds
 from cellbench.config.data import CropsSource, DataConfig
 from cellbench.config.feature_groups import Region
-from cellbench.config.models import EMBEDDING_TYPES, PROBABILISTIC_TYPES, ModelConfig, SplitConfig
+from cellbench.config.models import (
+    EMBEDDING_TYPES,
+    PROBABILISTIC_TYPES,
+    ModelConfig,
+    ModelName,
+    SplitConfig,
+)
 from cellbench.config.rules import parse_rule, rule_columns
 from cellbench.config.segmentation import SegmentationConfig
 
@@ -330,10 +336,28 @@ class EvaluateConfig(StrictModel):
     )
 
 
+class PublishedResult(StrictModel):
+    """A number a published study reports, set beside this experiment's own in the report."""
+
+    model: ModelName = Field(description="the model of this experiment that reproduces it")
+    metric: str = Field(
+        pattern=r"^\w+$", description="a key of the model's metrics.json, e.g. accuracy or map"
+    )
+    value: float | tuple[float, float] = Field(
+        description="the published value, or [low, high] when a range is published"
+    )
+    source: str = Field(description="where it is published, e.g. 'S4 notebook cell 1, 5 folds'")
+    note: str = Field("", description="what differs between the study's setup and this one")
+
+
 class ReportConfig(StrictModel):
     """Extra analyses of the aggregate stage."""
 
     kl_pairs: list[KLPair] = Field(default_factory=list)
+    published: list[PublishedResult] = Field(
+        default_factory=list,
+        description="published numbers shown beside ours in the report's first table",
+    )
 
 
 class Config(StrictModel):
@@ -395,6 +419,9 @@ class Config(StrictModel):
                         f"report.kl_pairs.{i}.{key}: {name!r} gives no class probabilities; "
                         f"use one of the types {list(PROBABILISTIC_TYPES)}"
                     )
+        for i, published in enumerate(self.report.published):
+            if published.model not in names:
+                raise ValueError(f"report.published.{i}.model: no model named {published.model!r}")
         for i, model in enumerate(self.models):
             source = getattr(model, "embedding_model", None)
             if source is not None and (

@@ -17,6 +17,7 @@ from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
 from cellbench.report.mmd import mmd_report
 from cellbench.report.profiles import profile_representation
+from cellbench.report.published import published_table
 from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
 from cellbench.report.tables import (
     classification_report,
@@ -80,6 +81,7 @@ def build_report(
     profiles = profile_representation(config, paths)
     records_with_features = records + [r for r in (handcrafted, profiles) if r]
     tables = {
+        "published vs ours": published_table(config.report.published, records),
         "accuracy": summarise_accuracy(classified) if classified else pd.DataFrame(),
         "per-class accuracy": per_class_accuracy(classified),
         "classification report": classification_report(classified),
