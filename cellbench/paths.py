@@ -120,6 +120,14 @@ class ResultsPaths:
         """Figure panel of those test cells and their Grad-CAM maps (PNG)."""
         return self.model_dir(model, seed) / "gradcam.png"
 
+    def latent_usage(self, model: str, seed: int) -> Path:
+        """Mean KL per latent dimension of a VAE's test cells: dimension, kl in nats (CSV)."""
+        return self.model_dir(model, seed) / "latent_usage.csv"
+
+    def latent_grids(self, model: str, seed: int) -> Path:
+        """A VAE's reconstruction, interpolation and traversal grids and sensitivity (NPZ)."""
+        return self.model_dir(model, seed) / "latent_grids.npz"
+
     @property
     def report_dir(self) -> Path:
         """Folder of the aggregated tables and figures."""

@@ -6,7 +6,8 @@ crops, each block standardised on the training cells, then concatenated).
 
 Each model class also declares, as class-level facts, what its type can do: its ``family``
 (``classical``: a scikit-learn pipeline; ``torch``: a PyTorch model), ``gives_probabilities``,
-``gives_embeddings``, ``gives_crops`` (reconstructed or generated crops) and ``gives_gradcam``.
+``gives_embeddings``, ``gives_crops`` (reconstructed or generated crops), ``gives_gradcam`` and
+``gives_latent_analysis`` (a VAE's latent usage, traversal, interpolation and sensitivity).
 Every list of types (`CLASSICAL_TYPES`, `PROBABILISTIC_TYPES`, ...) is derived from them, so
 the config knows each type's abilities without importing `cellbench.models`, whose registry
 (`cellbench.models.registry`) holds the implementations.
@@ -74,6 +75,7 @@ class _Split(StrictModel):
     gives_embeddings: ClassVar[bool] = False  # an embedding per cell (another model may read)
     gives_crops: ClassVar[bool] = False  # reconstructed or generated crops (MSE, SSIM)
     gives_gradcam: ClassVar[bool] = False  # Grad-CAM maps of test cells
+    gives_latent_analysis: ClassVar[bool] = False  # latent usage, traversal, interpolation
 
     split: SplitConfig | None = Field(None, description="null: the experiment's split")
 
@@ -285,6 +287,7 @@ class VAEModel(_TorchTraining):
 
     gives_embeddings = True  # the latent mean
     gives_crops = True  # reconstructions
+    gives_latent_analysis = True  # cellbench.evaluate.latent
 
     name: ModelName
     type: Literal["vae"] = "vae"
@@ -307,6 +310,12 @@ class VAEModel(_TorchTraining):
         None, description="bounds of the log-variance, e.g. [-6, 3]; null: none"
     )
     augment: bool = False
+    analysis_cells: int = Field(
+        8,
+        ge=0,
+        description="test cells of the latent analyses' grids (reconstructions, interpolation, "
+        "traversal, sensitivity); latent usage over up to 2000 test cells; 0: no analyses",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -4,10 +4,11 @@ Classifiers (random forest, SVM, logistic regression, gradient boosting, MLP, Re
 scored on the test cells; representation models are scored through their embeddings: a
 logistic-regression probe fitted on the training cells' embeddings (VAE), silhouette and mAP
 of the test cells' embeddings (ResNet, VAE). Generators (VAE, CP2Image) also get
-reconstruction MSE and SSIM, and representation models MMD^2 between the groups of test
-cells (e.g. treatments) in their embeddings (``mmd.csv``). What a model gives comes from its
-type's module in the registry (`cellbench.models.registry`) and what its config class declares
-(``gives_crops``, ...).
+reconstruction MSE and SSIM, VAEs their latent analyses (`cellbench.evaluate.latent`:
+``latent_usage.csv``, ``latent_grids.npz``), and representation models MMD^2 between the
+groups of test cells (e.g. treatments) in their embeddings (``mmd.csv``). What a model gives
+comes from its type's module in the registry (`cellbench.models.registry`) and what its config
+class declares (``gives_crops``, ``gives_latent_analysis``, ...).
 Every cell's prediction is kept with its split, so later analyses can see what training saw.
 """
 
@@ -118,6 +119,10 @@ def evaluate_model(
         result.update(_reconstruction(data, make, test, channels, params.reads_features))
     if params.gives_gradcam:
         result.update(model.explain(params, data, test, info["classes"], seed=seed, paths=paths))
+    if params.gives_latent_analysis:
+        from cellbench.evaluate.latent import latent_analysis
+
+        result.update(latent_analysis(params, data, test, seed=seed, paths=paths))
 
     with atomic_path(paths.predictions(params.name, seed)) as tmp:
         predictions.to_parquet(tmp, index=False)
