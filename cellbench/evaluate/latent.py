@@ -169,8 +169,9 @@ def latent_analysis(
     """The evaluate task's latent analyses of a VAE, on test cells `rows` (a bool mask).
 
     Writes ``latent_usage.csv`` (dimension, kl) and ``latent_grids.npz`` (the `analyse` grids
-    with the grid cells' ``cell_ids`` and ``labels``); returns the summary for metrics.json, or
-    ``{}`` when the entry asks for no cell (``analysis_cells: 0``) or there are no test cells.
+    with the grid cells' ``cell_ids`` and ``labels``, and ``used_kl_nats``); returns the
+    summary for metrics.json, or ``{}`` when the entry asks for no cell (``analysis_cells:
+    0``) or there are no test cells.
     """
     from cellbench.models.images import load_image_model
     from cellbench.models.inputs import CELL_ID
@@ -187,6 +188,7 @@ def latent_analysis(
     chosen = positions[grids.pop("cells")]
     grids["cell_ids"] = data.cells[CELL_ID].to_numpy()[chosen].astype(str)
     grids["labels"] = np.asarray(data.labels)[chosen].astype(str)
+    grids["used_kl_nats"] = np.float64(USED_KL_NATS)  # the report's threshold line
     table = pd.DataFrame({"dimension": np.arange(kl.size), "kl": kl})
     with atomic_path(paths.latent_usage(params.name, seed)) as tmp:
         table.to_csv(tmp, index=False)

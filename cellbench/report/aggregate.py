@@ -272,6 +272,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     torch_models = [m for m in config.models if m.type in TORCH_TYPES]
     embedders = [m for m in config.models if m.type in EMBEDDING_TYPES]
     explained = [m for m in config.models if m.gives_gradcam]
+    analysed = [m for m in config.models if m.gives_latent_analysis]
     label = metadata_column(config.data.label_column)
     stores = [paths.crop_store(p) for p in plates if paths.crop_store(p).exists()]
     tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
@@ -281,6 +282,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
         ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed)),
         ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label)),
         ("Grad-CAM", lambda: gallery.gradcam_figures(paths, explained, seed)),
+        ("VAE latents", lambda: gallery.latent_figures(paths, analysed, seed)),
         ("cells per well", lambda: gallery.plate_heatmap_figures(tables, paths)),
     ]
     if stores:

@@ -157,3 +157,52 @@ def plate_heatmap_figures(feature_tables: list[Path], paths: ResultsPaths) -> li
         stem = paths.report_figure(f"cells_per_well_{table_path.stem}")
         figures.append(_png(save_figure(figure, stem)))
     return figures
+
+
+LATENT_USED_KL = 0.01  # nats: "used" threshold of grids written without ``used_kl_nats``
+
+
+def latent_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
+    """Each VAE's latent analyses (first seed): usage, sensitivity, traversal, interpolation.
+
+    Also its reconstruction grid; drawn from ``latent_usage.csv`` and ``latent_grids.npz``.
+    """
+    from cellbench.report import figures_latent as draw
+
+    figures = []
+    for model in models:
+        usage_path = paths.latent_usage(model.name, seed)
+        grids_path = paths.latent_grids(model.name, seed)
+        if not (usage_path.exists() and grids_path.exists()):
+            continue
+        kl = pd.read_csv(usage_path).sort_values("dimension")["kl"].to_numpy()
+        with np.load(grids_path) as loaded:
+            grids = {key: loaded[key] for key in loaded.files}
+        labels = grids["labels"]
+        ends = [labels[0], labels[min(1, len(labels) - 1)]]
+        threshold = float(grids.get("used_kl_nats", LATENT_USED_KL))
+        used = int((kl > threshold).sum())
+        name = f"{model.name} (seed {seed}, test cells)"
+        made = {
+            "latent_usage": draw.latent_usage_figure(
+                kl, threshold, title=f"{name}: {used} of {len(kl)} latent dimensions used"
+            ),
+            "latent_sensitivity": draw.sensitivity_figure(
+                grids["sensitivity"], title=f"{name}: decoder sensitivity per dimension"
+            ),
+            "latent_traversal": draw.traversal_figure(
+                grids["traversal"],
+                grids["traversal_dims"],
+                grids["traversal_offsets"],
+                title=f"{name}: traversal of the most used dimensions",
+            ),
+            "latent_interpolation": draw.interpolation_figure(
+                grids["interpolation"], ends, title=f"{name}: interpolation"
+            ),
+            "reconstructions": draw.reconstruction_figure(
+                grids["originals"], grids["reconstructions"], labels, title=f"{name}"
+            ),
+        }
+        for stem, figure in made.items():
+            figures.append(_png(save_figure(figure, paths.report_figure(f"{stem}_{model.name}"))))
+    return figures
