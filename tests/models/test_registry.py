@@ -172,3 +172,17 @@ def test_train_and_evaluate_stages_reach_every_type(tmp_path, monkeypatch, data,
     assert ("reconstruction_mse" in result) == params.gives_crops
     metrics = pd.read_json(paths.metrics(params.name, 0), typ="series")
     assert ("gradcam" in metrics) == params.gives_gradcam
+    assert ("latent_kl_total" in metrics) == params.gives_latent_analysis
+    assert paths.latent_grids(params.name, 0).exists() == params.gives_latent_analysis
+    if params.gives_latent_analysis:  # the test cells' KL per dimension and their grids
+        usage = pd.read_csv(paths.latent_usage(params.name, 0))
+        assert list(usage["dimension"]) == list(range(params.latent_size))
+        assert np.isclose(usage["kl"].sum(), metrics["latent_kl_total"])
+        grids = np.load(paths.latent_grids(params.name, 0))
+        saved_split = pd.read_parquet(paths.split_file(params.name, 0))
+        test_ids = set(saved_split.loc[saved_split["split"] == "test", "cell_id"].astype(str))
+        assert set(grids["cell_ids"]) <= test_ids
+        cells = min(params.analysis_cells, len(test_ids))
+        shape = (2, SIZE_PX, SIZE_PX)
+        assert grids["originals"].shape == grids["reconstructions"].shape == (cells, *shape)
+        assert grids["traversal"].shape[2:] == shape and grids["interpolation"].shape[1:] == shape
