@@ -62,6 +62,16 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     gradcam = np.load(paths.model_dir("resnet", 0) / "gradcam.npz")
     maps = gradcam["maps"]
     assert maps.shape[1:] == (32, 32) and 0 <= maps.min() and maps.max() <= 1
+    usage = pd.read_csv(paths.latent_usage("vae", 0))  # the VAE's latent analyses
+    vae_entry = next(m for m in config.models if m.name == "vae")
+    assert len(usage) == vae_entry.latent_size and (usage["kl"] >= 0).all()
+    assert metrics(paths, "vae")["latent_dimensions_used"] == (usage["kl"] > 0.01).sum()
+    grids = np.load(paths.latent_grids("vae", 0))
+    side = (vae_entry.size_px, vae_entry.size_px)
+    assert grids["reconstructions"].shape[0] == len(grids["labels"]) == vae_entry.analysis_cells
+    assert grids["originals"].shape == grids["reconstructions"].shape
+    assert grids["originals"].shape[2:] == side and grids["traversal"].shape[-2:] == side
+    assert 0 <= grids["traversal"].min() and grids["traversal"].max() <= 1
     history = json.loads(paths.history("resnet", 0).read_text())
     assert history["epochs"] and history["best_epoch"] >= 1
 
@@ -86,6 +96,11 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         "training_vae",
         "montage_",
         "mmd_vae",
+        "latent_usage_vae",
+        "latent_traversal_vae",
+        "latent_interpolation_vae",
+        "latent_sensitivity_vae",
+        "reconstructions_vae",
     ):
         assert any(name.startswith(stem) for name in figures), (stem, figures)
 
