@@ -28,6 +28,7 @@ USAGE_CELLS = 2000  # test cells encoded for latent usage and the sensitivity st
 TRAVERSAL_DIMS = 8  # the most used dimensions traversed
 TRAVERSAL_OFFSETS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # in sd of the latent means
 INTERPOLATION_STEPS = 9
+ENCODE_BATCH = 256  # images per encoder call
 
 
 def latent_usage(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
@@ -53,11 +54,21 @@ def decode_images(model: torch.nn.Module, z: np.ndarray | torch.Tensor) -> np.nd
 
 
 @torch.no_grad()
-def encode_images(model: torch.nn.Module, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C, H, W) images -> latent means and log-variances, each (N, D) float32."""
+def encode_images(
+    model: torch.nn.Module, images: np.ndarray, batch_size: int = ENCODE_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) images -> latent means and log-variances, each (N, D) float32.
+
+    Encoded `batch_size` images at a time, so activations stay bounded for large crops.
+    """
     model.eval()
-    mu, logvar = model.encode(torch.as_tensor(images, dtype=torch.float32))
-    return mu.numpy(), logvar.numpy()
+    means, logvars = [], []
+    for start in range(0, len(images), batch_size):
+        batch = torch.as_tensor(images[start : start + batch_size], dtype=torch.float32)
+        mu, logvar = model.encode(batch)
+        means.append(mu.numpy())
+        logvars.append(logvar.numpy())
+    return np.concatenate(means), np.concatenate(logvars)
 
 
 def interpolate(

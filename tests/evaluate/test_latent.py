@@ -48,6 +48,17 @@ def test_latent_usage_is_the_closed_form_kl_averaged_over_cells():
     assert latent_usage(np.zeros((3, 4)), np.zeros((3, 4))).tolist() == [0, 0, 0, 0]
 
 
+def test_encoding_in_batches_is_encoding_at_once():
+    from cellbench.evaluate.latent import encode_images
+
+    model = ConvVAE(2, 16, latent_dim=3, depth=2, width=4).eval()
+    images = np.random.default_rng(4).random((7, 2, 16, 16)).astype(np.float32)
+    at_once = encode_images(model, images, batch_size=100)
+    batched = encode_images(model, images, batch_size=3)
+    for whole, parts in zip(at_once, batched, strict=True):
+        np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-6)
+
+
 def test_a_dimension_the_decoder_ignores_has_zero_sensitivity():
     weights = np.zeros((4, 3))
     weights[:, 0] = [1.0, 2.0, 0.0, -1.0]  # mean |w| = 1
