@@ -265,7 +265,9 @@ class ResNetModel(_TorchTraining):
 # The BBBC021 VAE study's models (S5 of the reference inventory): five stride-2 blocks, the
 # log-variance clamped to [-6, 3], the unit-Gaussian likelihood, gradients clipped to 1.0;
 # Small / Medium keep 16 / 32 channels in every block, Large grows 32 -> 256; beta_vae is the
-# medium one with a 500-d latent and beta 4. A preset fills what its entry leaves unset.
+# medium one with a 500-d latent and beta 4; vae_plus is the medium one trained with a
+# discriminator (half-batch GAN, scheduled feature matching). A preset fills what its entry
+# leaves unset.
 _STUDY_VAE = {
     "depth": 5,
     "latent_size": 256,
@@ -279,6 +281,7 @@ VAE_PRESETS: dict[str, dict] = {
     "medium": {**_STUDY_VAE, "width": 32, "max_width": 32},
     "large": {**_STUDY_VAE, "width": 32, "max_width": 256},
     "beta_vae": {**_STUDY_VAE, "width": 32, "max_width": 32, "latent_size": 500, "beta": 4.0},
+    "vae_plus": {**_STUDY_VAE, "width": 32, "max_width": 32, "adversarial": True},
 }
 
 
@@ -293,7 +296,8 @@ class VAEModel(_TorchTraining):
     type: Literal["vae"] = "vae"
     input: Literal["crops"] = "crops"
     preset: Literal[tuple(VAE_PRESETS)] | None = Field(  # type: ignore[valid-type]
-        None, description="the BBBC021 VAE study's small, medium, large or beta_vae settings"
+        None,
+        description="the BBBC021 VAE study's small, medium, large, beta_vae or vae_plus settings",
     )
     crop_kind: str
     normalise: CropNormalise = Field(
@@ -315,6 +319,26 @@ class VAEModel(_TorchTraining):
         ge=0,
         description="test cells of the latent analyses' grids (reconstructions, interpolation, "
         "traversal, sensitivity); latent usage over up to 2000 test cells; 0: no analyses",
+    )
+    adversarial: bool = Field(
+        False,
+        description="VAE+: a discriminator sees half of each batch's reconstructions as fake "
+        "and the other half's crops as real; the VAE adds its GAN and feature-matching terms",
+    )
+    discriminator_learning_rate: float = Field(
+        1e-2, gt=0, description="the discriminator's SGD learning rate (adversarial only)"
+    )
+    discriminator_momentum: float = Field(
+        0.9, ge=0, lt=1, description="the discriminator's SGD momentum (adversarial only)"
+    )
+    feature_matching_ramp_steps: int = Field(
+        3010,
+        ge=1,
+        description="training steps T of the feature-matching schedule: discriminator layer "
+        "i weighs clip(t / T - i, 0, 1) at step t (adversarial only)",
+    )
+    adversarial_weight: float = Field(
+        1.0, ge=0, description="weight of the VAE's GAN term (adversarial only)"
     )
 
     @model_validator(mode="before")

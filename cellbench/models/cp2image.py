@@ -22,6 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+# The discriminator and feature matching live in `cellbench.models.adversarial` (VAE+ uses
+# them too); they stay importable from here.
+from cellbench.models.adversarial import Discriminator, _upsamplings, feature_matching_loss
 from cellbench.models.loaders import EpochBatches, evaluation_batches, to_device
 from cellbench.models.training import (
     FitSettings,
@@ -64,50 +67,6 @@ class CP2ImageGenerator(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, F) standardised features -> (N, C, S, S) crops."""
         return self.blocks(self.project(features).view(len(features), self.start, 4, 4))
-
-
-class Discriminator(nn.Module):
-    """Stride-2 convolutions down to 4 x 4, then a linear layer to one real/fake logit."""
-
-    def __init__(self, in_channels: int, image_size: int, width: int = 16):
-        super().__init__()
-        n_down = max(_upsamplings(image_size), 1)
-        layers, c_in = [], in_channels
-        for i in range(n_down):
-            c_out = width * 2**i
-            layers.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)))
-            c_in = c_out
-        self.layers = nn.ModuleList(layers)
-        self.head = nn.Linear(c_in * (image_size // 2**n_down) ** 2, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(N, C, S, S) -> ((N,) logits, the output of every convolution block)."""
-        features = []
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return self.head(torch.flatten(x, 1)).squeeze(1), features
-
-
-def feature_matching_loss(
-    real: list[torch.Tensor], fake: list[torch.Tensor], distance: str = "l2"
-) -> torch.Tensor:
-    """Distance between batch-mean discriminator features of real and generated crops.
-
-    Parameters
-    ----------
-    real, fake : list of (N, ...) Tensor
-        Intermediate discriminator features, layer by layer.
-    distance : {"l2", "l1"}
-        Mean squared or mean absolute difference of the batch means, summed over layers.
-    """
-    if distance not in ("l1", "l2"):
-        raise ValueError(f"distance must be 'l1' or 'l2', got {distance!r}")
-    total = torch.zeros((), device=fake[0].device)
-    for r, f in zip(real, fake, strict=True):
-        gap = r.mean(dim=0) - f.mean(dim=0)
-        total = total + (gap.abs().mean() if distance == "l1" else gap.pow(2).mean())
-    return total
 
 
 def pixel_loss(generated: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
@@ -259,13 +218,3 @@ def _mean_pixel_loss(generator, data, settings: FitSettings, device) -> float:
             total += loss.item() * len(crops)
             count += len(crops)
     return total / max(count, 1)
-
-
-def _upsamplings(image_size: int) -> int:
-    """log2(image_size / 4), for image sizes 4 times a power of two."""
-    ratio = image_size // 4
-    if image_size < 4 or image_size % 4 or ratio & (ratio - 1):
-        raise ValueError(
-            f"image_size must be 4 times a power of two (4, 8, 16, 32, 64, ...), got {image_size}"
-        )
-    return ratio.bit_length() - 1

@@ -24,7 +24,7 @@ from cellbench.models.loaders import loader_workers
 from cellbench.models.persist import load_torch
 from cellbench.models.resnet import build_resnet, resnet_from_arguments
 from cellbench.models.training import FitSettings, class_weights, finish, fit, predict_batches
-from cellbench.models.vae import ConvVAE, vae_from_arguments, vae_loss
+from cellbench.models.vae import ConvVAE, vae_adversary, vae_from_arguments, vae_loss
 
 
 def image_fit_settings(
@@ -139,6 +139,7 @@ def train_vae(
     decoder: str = "gaussian",
     max_width: int | None = None,
     logvar_clamp: tuple[float, float] | None = None,
+    adversarial: dict | None = None,
 ) -> dict:
     """Fit a convolutional VAE on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -152,6 +153,10 @@ def train_vae(
         As in `train_image_classifier`.
     latent_dim, depth, width, beta, decoder, max_width, logvar_clamp
         See `cellbench.models.vae.ConvVAE` and `vae_loss`.
+    adversarial : dict, optional
+        VAE+: the keywords of `cellbench.models.adversarial.Adversary` after its
+        discriminator and views (learning_rate, momentum, ramp_steps, adversarial_weight);
+        a `VAE_DISCRIMINATOR_DEPTH`-block discriminator is trained with the VAE.
 
     Returns
     -------
@@ -181,6 +186,7 @@ def train_vae(
         lambda out, x: vae_loss(out, model.scale_inputs(x), beta, decoder),
         image_fit_settings(training, seed, settings_hash, augment=augment, square=True),
         Path(checkpoint_path),
+        adversary=None if adversarial is None else vae_adversary(model, adversarial),
     )
     _save(model_path, "vae", model, beta=beta)
     finish(Path(checkpoint_path))

@@ -10,9 +10,11 @@ Checkpoints are read with ``torch.load(weights_only=True)``.
 The batch order and the augmentation of an epoch depend on (seed, epoch) only, so a resumed
 run sees the same batches as an uninterrupted one, with or without loader workers. A dataset
 may yield ``(inputs, targets)`` (supervised) or ``inputs`` alone (autoencoding: the target is
-the augmented input). Crops read from the crop stores stream through worker processes, a
-batch at a time (`cellbench.models.loaders`); the forward pass runs in the entry's
-``precision`` on CUDA (`cellbench.models.precision`).
+the augmented input). An optional `Adversary` (`cellbench.models.adversarial`, the VAE+'s
+discriminator) adds its terms to each training batch's loss; its weights, optimiser state and
+step counter are checkpointed beside the model's. Crops read from the crop stores stream
+through worker processes, a batch at a time (`cellbench.models.loaders`); the forward pass
+runs in the entry's ``precision`` on CUDA (`cellbench.models.precision`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from cellbench.config import TrainingConfig
+from cellbench.errors import CellbenchError
 from cellbench.io.atomic import write_json
 
 # The checkpoint functions live in `cellbench.models.checkpoint`; they stay importable from here.
@@ -39,6 +43,9 @@ from cellbench.models.checkpoint import load_checkpoint, save_checkpoint, set_rn
 from cellbench.models.loaders import EpochBatches, epoch_generator, evaluation_batches, to_device
 from cellbench.models.optimisers import make_optimizer, make_scheduler
 from cellbench.models.precision import autocast, grad_scaler
+
+if TYPE_CHECKING:
+    from cellbench.models.adversarial import Adversary
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,7 @@ def fit(
     settings: FitSettings,
     checkpoint_path: Path,
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+    adversary: Adversary | None = None,
 ) -> dict:
     """Train `model` in place; return its history. The best weights are loaded at the end.
 
@@ -94,16 +102,20 @@ def fit(
     on_epoch_start : callable, optional
         Called as ``on_epoch_start(epoch, model)`` before each epoch (epochs count from 1),
         after any resume; for logging and tests.
+    adversary : Adversary, optional
+        Its ``generator_loss(outputs, targets)`` is added to the loss of every training
+        batch (it steps its discriminator there); validation losses leave it out.
 
     Returns
     -------
     dict
-        ``epochs`` (per epoch: train_loss, val_loss, seconds), ``best_epoch``,
+        ``epochs`` (per epoch: train_loss, val_loss, seconds, and with an adversary its
+        `Adversary.epoch_metrics`; train_loss includes its terms), ``best_epoch``,
         ``resumed_from`` (epochs already done at each start), ``stopped_early``.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     validation = validation or None  # an empty validation set counts as none
-    run = _start_run(model, settings, checkpoint_path, device)
+    run = _start_run(model, settings, checkpoint_path, device, adversary)
     batches = _epoch_batches(train, validation, settings, device)
     try:
         while run.state["epoch"] < settings.training.epochs and not run.history["stopped_early"]:
@@ -118,6 +130,8 @@ def fit(
                 else None
             )
             _end_epoch(run, epoch, train_loss, val_loss, settings.training.patience, started)
+            if adversary is not None:
+                run.history["epochs"][-1].update(adversary.epoch_metrics())
             save_checkpoint(checkpoint_path, settings.settings_hash, run.payload())
             log.info("epoch %d: train %.4f, val %s", epoch, train_loss, val_loss)
     finally:
@@ -165,6 +179,7 @@ class _Run:
     state: dict
     history: dict
     best_weights: dict
+    adversary: Adversary | None = None
 
     def payload(self) -> dict:
         """The checkpoint contents (`save_checkpoint` adds the settings hash and RNG state)."""
@@ -176,14 +191,21 @@ class _Run:
             "best_model": self.best_weights,
             "state": self.state,
             "history": self.history,
+            "adversary": self.adversary.state_dict() if self.adversary is not None else None,
         }
 
 
 def _start_run(
-    model: nn.Module, settings: FitSettings, checkpoint_path: Path, device: torch.device
+    model: nn.Module,
+    settings: FitSettings,
+    checkpoint_path: Path,
+    device: torch.device,
+    adversary: Adversary | None = None,
 ) -> _Run:
-    """Move `model` to `device`, build its optimiser and schedule, and resume a checkpoint."""
+    """Move `model` (and `adversary`) to `device`, build the optimiser and schedule, resume."""
     model.to(device)
+    if adversary is not None:
+        adversary.to(device)
     optimizer = make_optimizer(model, settings.training)
     run = _Run(
         model=model,
@@ -193,6 +215,7 @@ def _start_run(
         state={"epoch": 0, "best_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0},
         history={"epochs": [], "resumed_from": [], "stopped_early": False},
         best_weights=_copy_state(model),
+        adversary=adversary,
     )
     torch.manual_seed(settings.seed)
     saved = load_checkpoint(checkpoint_path, settings.settings_hash)
@@ -214,6 +237,10 @@ def _resume(run: _Run, saved: dict) -> None:
     run.best_weights = saved["best_model"]
     run.state = saved["state"]
     run.history = saved["history"]
+    if run.adversary is not None:
+        if saved.get("adversary") is None:
+            raise CellbenchError("the checkpoint has no adversary state to resume the VAE+ from")
+        run.adversary.load_state_dict(saved["adversary"])
     set_rng_state(saved["rng"])
 
 
@@ -389,7 +416,10 @@ def _run_epoch(
                 inputs = settings.augment(inputs, augment_rng)
             targets = inputs if targets is None else to_device(targets, device)
             with autocast(device, settings.training.precision):
-                loss = loss_fn(model(inputs), targets)
+                outputs = model(inputs)
+                loss = loss_fn(outputs, targets)
+            if training and run.adversary is not None:  # in float32, outside autocast
+                loss = loss + run.adversary.generator_loss(outputs, targets)
             if training:
                 optimizer.zero_grad()
                 scaler.scale(loss).backward()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.models.adversarial import Adversary, Discriminator
 from cellbench.models.registry import Prediction
 from cellbench.models.training import by_split, predict_batches, run_arguments, save_history
 from cellbench.splits import TRAIN
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from cellbench.paths import ResultsPaths
 
 DECODERS = ("gaussian", "gaussian_nll", "bernoulli")
+VAE_DISCRIMINATOR_DEPTH = 4  # the VAE+ discriminator's convolution blocks, as the study's
 PREDICT_BATCH = 256  # crops per batch when embedding and reconstructing
 
 
@@ -193,6 +195,26 @@ def vae_loss(
     return reconstruction + beta * kl
 
 
+def vae_adversary(model: ConvVAE, settings: dict) -> Adversary:
+    """The VAE+ discriminator of `model`'s crops (built from the current torch seed).
+
+    The discriminator compares reconstructions and crops in the decoder's space
+    (probabilities and [0, 1] crops for Bernoulli); `settings` are `Adversary`'s keywords
+    learning_rate, momentum, ramp_steps and adversarial_weight.
+    """
+    arguments = model.arguments
+    discriminator = Discriminator(
+        arguments["in_channels"], arguments["image_size"], depth=VAE_DISCRIMINATOR_DEPTH
+    )
+
+    def views(outputs, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        recon = outputs[0]
+        fake = torch.sigmoid(recon) if model.decoder_kind == "bernoulli" else recon
+        return fake, model.scale_inputs(targets)
+
+    return Adversary(discriminator, views, **settings)
+
+
 def vae_from_arguments(arguments: dict) -> ConvVAE:
     """Rebuild a ConvVAE from its saved ``arguments``."""
     return ConvVAE(**arguments)
@@ -227,9 +249,22 @@ def train(
         beta=params.beta,
         decoder=params.decoder,
         augment=params.augment,
+        adversarial=adversary_settings(params),
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))
+
+
+def adversary_settings(params: VAEModel) -> dict | None:
+    """`Adversary`'s keywords from a VAE entry; None unless ``adversarial`` (VAE+)."""
+    if not params.adversarial:
+        return None
+    return {
+        "learning_rate": params.discriminator_learning_rate,
+        "momentum": params.discriminator_momentum,
+        "ramp_steps": params.feature_matching_ramp_steps,
+        "adversarial_weight": params.adversarial_weight,
+    }
 
 
 def predict(

@@ -6,7 +6,7 @@ from torch.utils.data import TensorDataset
 from cellbench.config import TrainingConfig
 from cellbench.models.images import embed_images, load_image_model, train_vae
 from cellbench.models.training import fit
-from cellbench.models.vae import ConvVAE, vae_loss
+from cellbench.models.vae import ConvVAE, adversary_settings, vae_loss
 from tests.models import blob_crops, fit_settings
 
 
@@ -100,7 +100,7 @@ def test_any_crop_size_comes_back_whole(size, depth):
 
 
 def test_study_presets_build_and_train_a_step(tmp_path):
-    """Small, medium, large and beta-VAE of the BBBC021 VAE study, on 68 px crops."""
+    """Small, medium, large, beta-VAE and VAE+ of the BBBC021 VAE study, on 68 px crops."""
     from cellbench.config import VAEModel
     from cellbench.config.models import VAE_PRESETS
 
@@ -125,6 +125,7 @@ def test_study_presets_build_and_train_a_step(tmp_path):
             logvar_clamp=entry.logvar_clamp,
             beta=entry.beta,
             decoder=entry.decoder,
+            adversarial=adversary_settings(entry),
         )
         model, _ = load_image_model(tmp_path / f"{preset}.pt")
         convolutions = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
@@ -132,6 +133,7 @@ def test_study_presets_build_and_train_a_step(tmp_path):
         assert model.mu.out_features == entry.latent_size
     assert channels["small"] == [16] * 5 and channels["medium"] == [32] * 5
     assert channels["large"] == [32, 64, 128, 256, 256]
+    assert channels["vae_plus"] == channels["medium"]
     assert VAEModel(name="v", crop_kind="k", preset="beta_vae").beta == 4.0
     # what the entry sets itself wins over the preset
     assert VAEModel(name="v", crop_kind="k", preset="small", latent_size=8).latent_size == 8
