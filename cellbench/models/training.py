@@ -220,6 +220,11 @@ def _start_run(
     torch.manual_seed(settings.seed)
     saved = load_checkpoint(checkpoint_path, settings.settings_hash)
     if saved is not None:
+        if adversary is not None and saved.get("adversary") is None:
+            raise CellbenchError(
+                f"{checkpoint_path}: the checkpoint has no discriminator state to resume the "
+                "adversarial training from; delete it to start afresh"
+            )
         _resume(run, saved)
         log.info("resuming %s after epoch %d", checkpoint_path.parent, run.state["epoch"])
     run.history["resumed_from"].append(run.state["epoch"])
@@ -238,8 +243,6 @@ def _resume(run: _Run, saved: dict) -> None:
     run.state = saved["state"]
     run.history = saved["history"]
     if run.adversary is not None:
-        if saved.get("adversary") is None:
-            raise CellbenchError("the checkpoint has no adversary state to resume the VAE+ from")
         run.adversary.load_state_dict(saved["adversary"])
     set_rng_state(saved["rng"])
 

@@ -180,3 +180,22 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     ]
     saved = torch.load(tmp_path / "resumed.pt", weights_only=True)["adversary"]
     assert saved["step"] == 6 and saved["optimizer"]["state"]
+
+
+def test_a_checkpoint_without_discriminator_state_is_refused(tmp_path):
+    from cellbench.errors import CellbenchError
+
+    model, _ = build()
+    checkpoint = tmp_path / "plain.pt"
+    fit(model, TensorDataset(crops(8)), None, loss_of(model), fit_settings(epochs=1), checkpoint)
+    model, adversary = build()
+    with pytest.raises(CellbenchError, match="plain.pt"):
+        fit(
+            model,
+            TensorDataset(crops(8)),
+            None,
+            loss_of(model),
+            fit_settings(epochs=2),
+            checkpoint,
+            adversary=adversary,
+        )
