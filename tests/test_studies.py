@@ -60,7 +60,9 @@ def test_the_vae_study_uses_the_studys_settings():
         "vae_medium": "medium",
         "vae_large": "large",
         "beta_vae": "beta_vae",
+        "vae_plus": "vae_plus",
     }
     for model in config.models:
         assert model.normalise == "minmax" and model.size_px == 68
         assert model.logvar_clamp == (-6.0, 3.0) and model.gradient_clip == 1.0
+        assert model.adversarial == (model.preset == "vae_plus")
