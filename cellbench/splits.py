@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 TRAIN, VAL, TEST = "train", "val", "test"
 UNUSED = "unused"  # left out by class balancing
 LEAKY_SPLIT_WARNING = (
-    "split.by: cell puts cells of one well on both sides of the split; accuracy will be "
-    "optimistic (leakage). Split by well, plate, field or compound for a real estimate."
+    "split.by: cell (also with split.folds) puts cells of one well on both sides of the "
+    "split; accuracy will be optimistic (leakage). Split by well, plate, field or compound "
+    "for a real estimate."
 )
 
 
@@ -194,6 +195,58 @@ def split_wells_by_compound(
             assignment[rest.pop()] = side
     assignment.update(dict.fromkeys(rest, TRAIN))
     return wells.map(assignment)
+
+
+def split_cell_folds(
+    labels: pd.Series,
+    *,
+    folds: int,
+    fold: int,
+    fold_seed: int = 42,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> pd.Series:
+    """Stratified k-fold over cells: fold `fold` is the test set, the other folds train.
+
+    The perturbation study's cross-validation (S4: ``StratifiedKFold(5, shuffle=True,
+    random_state=42)``): every cell is in exactly one test fold across folds ``0..folds-1``,
+    and each fold keeps the class proportions. Cells of one well fall on both sides, so the
+    estimate is optimistic (the callers warn, as for ``split.by: cell``).
+
+    Parameters
+    ----------
+    labels : Series
+        Class of each cell.
+    folds : int
+        Number of folds (>= 2).
+    fold : int
+        The test fold, in ``0..folds-1`` (the seed of the task).
+    fold_seed : int
+        ``random_state`` of the fold shuffle; the same for every fold, so folds do not overlap.
+    val_fraction : float
+        Share of each class's *training* cells drawn (with `seed`) for validation.
+    seed : int
+
+    Returns
+    -------
+    Series of str
+        ``"train"``, ``"val"`` or ``"test"`` per cell, same index.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not one of the {folds} folds 0..{folds - 1}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=fold_seed)
+    values = labels.astype(str).to_numpy()
+    _, test_rows = list(splitter.split(np.zeros(len(values)), values))[fold]
+    assignment = pd.Series(TRAIN, index=labels.index, dtype=object)
+    assignment.iloc[test_rows] = TEST
+    if val_fraction > 0:
+        train = assignment == TRAIN
+        cells = pd.Series(np.flatnonzero(train.to_numpy()).astype(str), index=labels.index[train])
+        inner = split_by_group(cells, labels[train], test_fraction=val_fraction, seed=seed)
+        assignment[inner.index[inner == TEST]] = VAL
+    return assignment
 
 
 def _held_out(n_groups: int, fraction: float, reserved: int) -> int:

@@ -227,3 +227,24 @@ def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_mod
         raw["evaluate"] = {"mmd": bad}
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             config_from_dict(raw)
+
+
+def test_split_folds_validate(tmp_path):
+    raw = experiment_dict(tmp_path / "r", seeds=[0, 1, 2])
+    raw["split"] = {"by": "cell", "folds": 3}
+    config = load_config(write_config(tmp_path / "ok.yaml", raw))
+    assert (config.split.folds, config.split.fold_seed) == (3, 42)
+    raw["split"] = {"by": "cell", "folds": 1}
+    assert "split.folds" in config_error(tmp_path, raw)
+    raw["split"] = {"by": "well", "folds": 3}
+    assert "by: cell" in config_error(tmp_path, raw)
+
+
+def test_seeds_beyond_the_folds_are_refused(tmp_path):
+    raw = experiment_dict(tmp_path / "r", seeds=[0, 1, 5])
+    raw["split"] = {"by": "cell", "folds": 5}
+    message = config_error(tmp_path, raw)
+    assert "seeds" in message and "split.folds: 5" in message and "[5]" in message
+    raw = experiment_dict(tmp_path / "r", seeds=[0, 3])
+    raw["models"][0]["split"] = {"by": "cell", "folds": 2}
+    assert "models.0.split.folds: 2" in config_error(tmp_path, raw)

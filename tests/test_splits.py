@@ -159,3 +159,74 @@ def test_compound_well_split_is_a_config_choice():
     model = {"name": "rf", "type": "random_forest", "split": {"by": "compound_wells"}}
     config = small_config(REPO / "results" / "unused", models=[model])
     assert config.model("rf").split.by == "compound_wells"
+
+
+def _fold_labels(n: int = 103) -> pd.Series:
+    """Seeded labels of three unequal classes, on a non-default index."""
+    rng = np.random.default_rng(7)
+    values = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    return pd.Series(values, index=100 + np.arange(n))
+
+
+def test_cell_folds_put_each_cell_in_exactly_one_test_fold():
+    from cellbench.splits import split_cell_folds
+
+    labels = _fold_labels()
+    sides = [split_cell_folds(labels, folds=5, fold=k) for k in range(5)]
+    tested = np.sum([(s == "test").to_numpy() for s in sides], axis=0)
+    assert (tested == 1).all()
+    assert all(set(s) == {"train", "test"} for s in sides)
+
+
+def test_cell_folds_match_stratified_kfold_computed_here():
+    from sklearn.model_selection import StratifiedKFold
+
+    from cellbench.splits import split_cell_folds
+
+    labels = _fold_labels()
+    expected = StratifiedKFold(5, shuffle=True, random_state=42).split(labels, labels)
+    for k, (_, test_rows) in enumerate(expected):
+        side = split_cell_folds(labels, folds=5, fold=k, fold_seed=42)
+        assert np.array_equal(np.flatnonzero((side == "test").to_numpy()), np.sort(test_rows))
+        test_share = labels[side == "test"].value_counts(normalize=True)
+        expected_share = labels.iloc[test_rows].value_counts(normalize=True)
+        pd.testing.assert_series_equal(test_share, expected_share, check_names=False)
+
+
+def test_cell_folds_same_seed_same_folds_other_seed_other_folds():
+    from cellbench.splits import split_cell_folds
+
+    labels = _fold_labels()
+    first = split_cell_folds(labels, folds=4, fold=2, fold_seed=42)
+    again = split_cell_folds(labels, folds=4, fold=2, fold_seed=42)
+    other = split_cell_folds(labels, folds=4, fold=2, fold_seed=43)
+    assert first.equals(again)
+    assert not first.equals(other)
+
+
+def test_cell_folds_draw_validation_from_training_cells_only():
+    from cellbench.splits import split_cell_folds
+
+    labels = _fold_labels()
+    plain = split_cell_folds(labels, folds=5, fold=1)
+    with_val = split_cell_folds(labels, folds=5, fold=1, val_fraction=0.2, seed=3)
+    assert (with_val[plain == "test"] == "test").all()
+    assert set(with_val[plain == "train"]) == {"train", "val"}
+    per_class = labels[with_val == "val"].value_counts()
+    assert set(per_class.index) == {"a", "b", "c"}
+
+
+def test_split_cells_uses_the_seed_as_fold_and_still_warns():
+    from cellbench.config import SplitConfig
+    from cellbench.models.inputs import ModelData
+    from cellbench.models.train import split_cells
+    from cellbench.splits import split_cell_folds
+
+    table = cell_table()
+    labels = table["Metadata_Moa"]
+    data = ModelData(cells=table, labels=labels.to_numpy())
+    split = SplitConfig(by="cell", folds=3)
+    with pytest.warns(UserWarning, match="leakage"):
+        side = split_cells(data, split, seed=2)
+    expected = split_cell_folds(pd.Series(labels.to_numpy()), folds=3, fold=2, fold_seed=42)
+    assert side.tolist() == expected.tolist()

@@ -30,12 +30,24 @@ class SplitConfig(StrictModel):
 
     by: Literal["plate", "well", "field", "compound", "cell", "compound_wells"] = Field(
         "well",
-        description="cell leaks (a warning says so): use it only to show the leak; "
-        "compound_wells: whole wells, each compound giving one well to each side (the "
+        description="cell leaks (a warning says so): use it only to show the leak, or with "
+        "folds for the perturbation study's cell-level cross-validation; compound_wells: "
+        "whole wells, each compound giving one well to each side (the "
         "BBBC021 VAE study's split), fractions of wells",
     )
     test_fraction: float = Field(0.3, gt=0, lt=1)
     val_fraction: float = Field(0.0, ge=0, lt=1)
+    folds: int | None = Field(
+        None,
+        ge=2,
+        description="with by: cell, stratified k-fold cross-validation over cells "
+        "(StratifiedKFold, shuffled by fold_seed): seed k of `seeds` tests on fold k, the "
+        "other folds train (test_fraction is not read). Cells of one well fall on both sides "
+        "(leakage, as for by: cell; the perturbation study split by field). null: no folds",
+    )
+    fold_seed: int = Field(
+        42, description="with folds: the random_state of the fold shuffle (the study's 42)"
+    )
     sample: int | Literal["max", "all"] = Field(
         "all",
         description="class balancing: N per class in train (N/3 test, N/10 validation); "
@@ -51,8 +63,12 @@ class SplitConfig(StrictModel):
 
     @model_validator(mode="after")
     def _fractions_leave_training(self) -> SplitConfig:
-        if self.test_fraction + self.val_fraction >= 1:
+        if self.folds is None and self.test_fraction + self.val_fraction >= 1:
             raise ValueError("test_fraction + val_fraction must leave cells for training")
+        if self.folds is not None and self.by != "cell":
+            raise ValueError(
+                f"folds: cross-validation folds are over cells; set by: cell (got by: {self.by})"
+            )
         return self
 
 

@@ -384,6 +384,22 @@ class Config(StrictModel):
     report: ReportConfig = Field(default_factory=ReportConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
+    def _check_seeds_name_folds(self) -> None:
+        """With ``split.folds``, each seed names a fold: seeds must lie in 0..folds-1."""
+        splits = [("split", self.split)] + [
+            (f"models.{i}.split", m.split) for i, m in enumerate(self.models) if m.split
+        ]
+        for key, split in splits:
+            if split.folds is None:
+                continue
+            outside = [s for s in self.seeds if not 0 <= s < split.folds]
+            if outside or len(self.seeds) > split.folds:
+                raise ValueError(
+                    f"seeds: with {key}.folds: {split.folds} each seed is the test fold, one of "
+                    f"0..{split.folds - 1}; seeds {outside or self.seeds} are not (e.g. seeds: "
+                    f"{list(range(split.folds))})"
+                )
+
     @model_validator(mode="after")
     def _check_cross_references(self) -> Config:
         names = [m.name for m in self.models]
@@ -392,6 +408,7 @@ class Config(StrictModel):
             raise ValueError(f"models: duplicate model names {duplicates}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: duplicate seeds")
+        self._check_seeds_name_folds()
         channels = self.data.channels
         seg = self.segmentation
         if self.ground_truth is not None:

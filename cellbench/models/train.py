@@ -26,6 +26,7 @@ from cellbench.splits import (
     VAL,
     balance_classes,
     split_by_group,
+    split_cell_folds,
     split_groups,
     split_wells_by_compound,
 )
@@ -41,6 +42,16 @@ def split_cells(data: ModelData, split: SplitConfig, seed: int) -> pd.Series:
         warnings.warn(LEAKY_SPLIT_WARNING, UserWarning, stacklevel=2)
         log.warning(LEAKY_SPLIT_WARNING)
     labels = pd.Series(data.labels)
+    if split.folds is not None:  # seed k tests on fold k (the config checks seeds < folds)
+        assignment = split_cell_folds(
+            labels,
+            folds=split.folds,
+            fold=seed,
+            fold_seed=split.fold_seed,
+            val_fraction=split.val_fraction,
+            seed=seed,
+        )
+        return balance_classes(assignment, labels, split.sample, seed)
     fractions = {"test_fraction": split.test_fraction, "val_fraction": split.val_fraction}
     groups = split_groups(data.cells, split.by)
     if split.by == "compound_wells":
@@ -93,6 +104,7 @@ def train_model(
         "classes": classes,
         "majority_class": pd.Series(data.labels[train]).value_counts().index[0],
         "split_by": split.by,
+        "split_fold": seed if split.folds is not None else None,
         "cells_per_split": counts,
         "unlabelled_cells_dropped": data.unlabelled_dropped,
     }
