@@ -248,3 +248,20 @@ def test_seeds_beyond_the_folds_are_refused(tmp_path):
     raw = experiment_dict(tmp_path / "r", seeds=[0, 3])
     raw["models"][0]["split"] = {"by": "cell", "folds": 2}
     assert "models.0.split.folds: 2" in config_error(tmp_path, raw)
+
+
+def test_incremental_pca_needs_a_count_within_the_batch(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["models"][0].update(pca_method="incremental", pca_components=0.9)
+    assert "pca_components" in config_error(tmp_path, raw)
+    raw["models"][0].update(pca_components=100, pca_batch_size=50)
+    assert "pca_batch_size: 50" in config_error(tmp_path, raw)
+    raw["models"][0].update(pca_batch_size=256)
+    model = load_config(write_config(tmp_path / "ok.yaml", raw)).models[0]
+    assert (model.pca_method, model.pca_batch_size) == ("incremental", 256)
+
+
+def test_feature_columns_exclude_groups_and_regions(tmp_path):
+    raw = experiment_dict(tmp_path / "r")
+    raw["models"][0].update(feature_columns=["Image_Count_Nuclei"], feature_groups=["Texture"])
+    assert "feature_columns" in config_error(tmp_path, raw)

@@ -120,9 +120,21 @@ class _Inputs(_Split):
     normalise: CropNormalise = Field("plate", description="with crops: see the README")
     feature_groups: list[FeatureGroup] | None = Field(None, description="null: every group")
     feature_regions: list[Region] | None = Field(None, description="null: every region")
+    feature_columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="exact feature columns, in this order (e.g. the perturbation study's "
+        "Image_Count_... and two DNA textures), instead of feature_groups / feature_regions; "
+        "null: by group and region",
+    )
 
     @model_validator(mode="after")
     def _crop_kind_when_crops(self):
+        if self.feature_columns is not None and (self.feature_groups or self.feature_regions):
+            raise ValueError(
+                "feature_columns: names the columns exactly; leave feature_groups and "
+                "feature_regions unset with it"
+            )
         if self.reads_crops and self.crop_kind is None:
             raise ValueError(f"crop_kind: required with input: {self.input}")
         if self.reads_embeddings and getattr(self, "embedding_model", None) is None:
@@ -149,7 +161,38 @@ class _ClassicalModel(_Inputs):
     pca_components: float | None = Field(
         None, gt=0, description="PCA before the classifier: a count, or a variance share < 1"
     )
+    pca_method: Literal["full", "incremental"] = Field(
+        "full",
+        description="full: scikit-learn PCA on the whole matrix in memory; incremental: "
+        "IncrementalPCA fitted pca_batch_size cells at a time, crops read chunk by chunk "
+        "(with input: fusion the PCA covers the crops, the features join it standardised)",
+    )
+    pca_batch_size: int = Field(
+        256, ge=1, description="with pca_method: incremental, cells per chunk (the study's 256)"
+    )
     class_weight: Literal["balanced"] | None = "balanced"
+
+    @model_validator(mode="after")
+    def _incremental_pca_counts(self):
+        if self.pca_method != "incremental":
+            return self
+        count = self.pca_components
+        if count is None or count < 1 or not float(count).is_integer():
+            raise ValueError(
+                f"pca_components: pca_method: incremental keeps a count of components (e.g. "
+                f"100); got {count!r}"
+            )
+        if self.pca_batch_size < count:
+            raise ValueError(
+                f"pca_batch_size: {self.pca_batch_size} is below pca_components {int(count)}; "
+                "each chunk must hold at least as many cells as components"
+            )
+        return self
+
+    @property
+    def streams_crops(self) -> bool:
+        """Whether the model reads its crops chunk by chunk (incremental PCA on crops)."""
+        return self.pca_method == "incremental" and self.reads_crops
 
     @property
     def classifier_options(self) -> dict:

@@ -17,6 +17,7 @@ columns too, ``Granularity`` the granularity spectrum, see `CELLPROFILER_GROUPS`
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from cellbench.config.feature_groups import CELLPROFILER_GROUPS, FEATURE_GROUPS, IMAGE
@@ -136,3 +137,45 @@ def _cellprofiler_region(column: str, wanted_regions: list[str] | None) -> bool:
     if len(parts) < 3 or parts[0] not in REGIONS or not parts[1][:1].isupper():
         return False
     return wanted_regions is None or parts[0] in wanted_regions
+
+
+def pick_columns(
+    columns: Iterable[str], names: Iterable[str], key: str = "feature_columns"
+) -> list[str]:
+    """Exactly the feature columns `names`, in their order (the perturbation study's three).
+
+    Parameters
+    ----------
+    columns : iterable of str
+        The table's columns.
+    names : iterable of str
+        Column names, exact (case counts).
+    key : str
+        The config key the names come from, for the error.
+
+    Raises
+    ------
+    ValueError
+        A name is not a column (the message names it and lists close matches), or a name is
+        a ``Metadata_`` column or given twice.
+
+    Examples
+    --------
+    >>> pick_columns(["Metadata_Well", "Image_Count_Cells", "Cells_AreaShape_Area"],
+    ...              ["Cells_AreaShape_Area", "Image_Count_Cells"])
+    ['Cells_AreaShape_Area', 'Image_Count_Cells']
+    """
+    available = list(columns)
+    wanted = list(names)
+    repeated = sorted({n for n in wanted if wanted.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{key}: {repeated} given more than once")
+    present = set(available)
+    for name in wanted:
+        if name.startswith("Metadata_"):
+            raise ValueError(f"{key}: {name!r} is a Metadata_ column, not a feature")
+        if name not in present:
+            close = difflib.get_close_matches(name, available, n=5, cutoff=0.6)
+            hint = f"; close matches: {close}" if close else "; no column is close"
+            raise ValueError(f"{key}: no feature column {name!r} in the feature table{hint}")
+    return wanted

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -62,6 +62,7 @@ from cellbench.models.crop_pixels import flatten_crops
 from cellbench.models.persist import load_sklearn, save_sklearn
 from cellbench.models.registry import Prediction
 from cellbench.models.standardise import Standardisation, fit_standardisation, infinite_as_nan
+from cellbench.models.streamed_pca import fit_streamed, predict_streamed
 from cellbench.splits import TRAIN
 
 if TYPE_CHECKING:
@@ -167,8 +168,11 @@ def train(
     has no checkpoint.
     """
     train_cells = sides[TRAIN]
-    model = build_classical(params, data, seed)
-    model.fit(classical_inputs(params, data)[train_cells], data.labels[train_cells])
+    if getattr(params, "streams_crops", False):
+        model = _fit_streamed(params, data, train_cells, seed)
+    else:
+        model = build_classical(params, data, seed)
+        model.fit(classical_inputs(params, data)[train_cells], data.labels[train_cells])
     save_sklearn(model, paths.model_file(params.name, seed))
     return {}
 
@@ -178,13 +182,54 @@ def predict(
 ) -> Prediction:
     """Classes of every cell, and their probabilities where the type gives them."""
     model = load_sklearn(paths.model_file(params.name, seed))  # skops: trusted types only
+    if getattr(params, "streams_crops", False):
+        predicted, probabilities = predict_streamed(
+            model,
+            data.crops,
+            data.features if params.reads_features else None,
+            size_px=params.size_px,
+            batch_size=params.pca_batch_size,
+            probabilities=params.gives_probabilities,
+        )
+        return Prediction(predicted=predicted, probabilities=probabilities)
     inputs = classical_inputs(params, data)
     probabilities = model.predict_proba(inputs) if params.gives_probabilities else None
     return Prediction(predicted=model.predict(inputs), probabilities=probabilities)
 
 
+def _fit_streamed(params, data: ModelData, train_cells: np.ndarray, seed: int) -> Pipeline:
+    """Incremental PCA on the training cells' crops read in chunks, then the classifier.
+
+    With ``input: fusion`` the feature columns join the PCA scores standardised on the
+    training cells (`BlockStandardiser`, one block); see `cellbench.models.streamed_pca`.
+    """
+    classifier = _classifier(
+        params.type, seed, class_weight=params.class_weight, **params.classifier_options
+    )
+    features = data.features[train_cells] if params.reads_features else None
+    features_step = (
+        BlockStandardiser(block_sizes=[data.features.shape[1]])
+        if params.reads_features
+        else "passthrough"
+    )
+    return fit_streamed(
+        data.crops[train_cells],
+        features,
+        data.labels[train_cells],
+        classifier,
+        features_step,
+        size_px=params.size_px,
+        n_components=int(params.pca_components),
+        batch_size=params.pca_batch_size,
+    )
+
+
 def classical_inputs(params, data: ModelData) -> np.ndarray:
-    """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both."""
+    """The (N, F) matrix a scikit-learn model reads: features, flattened crops, or both.
+
+    Every cell's flattened crops are in memory at once (with a copy while stacking): models
+    with ``pca_method: incremental`` on crops read them in chunks instead (`_fit_streamed`).
+    """
     if not params.reads_crops:  # features, or another model's embeddings
         return data.features
     crops = flatten_crops(data.crops.to_array(), params.size_px)  # in memory: scikit-learn
@@ -198,6 +243,7 @@ def build_classical(params, data: ModelData | None, seed: int) -> Pipeline:
     """
     options = {
         "pca_components": params.pca_components,
+        "pca_batch_size": params.pca_batch_size if params.pca_method == "incremental" else None,
         "class_weight": params.class_weight,
         **params.classifier_options,
     }
@@ -215,6 +261,7 @@ def build_classifier(
     seed: int,
     *,
     pca_components: int | float | None = None,
+    pca_batch_size: int | None = None,
     class_weight: str | None = "balanced",
     **options,
 ) -> Pipeline:
@@ -231,6 +278,10 @@ def build_classifier(
         PCA after scaling: an int (or a whole float such as 5.0) keeps that many components, a
         float in (0, 1) the fewest components explaining that fraction of the variance. None
         (default): no PCA.
+    pca_batch_size : int, optional
+        Given: `IncrementalPCA` fitted in batches of this many rows (a count of components
+        only); None (default): `PCA`. The rows are in memory either way; crops read in chunks
+        go through `cellbench.models.streamed_pca` instead.
     class_weight : "balanced" or None
         Weights classes inversely to their frequency (all kinds).
     **options
@@ -250,7 +301,7 @@ def build_classifier(
         ("scale", StandardScaler()),
     ]
     classifier = _classifier(kind, seed, class_weight=class_weight, **options)
-    return _finish(steps, classifier, pca_components, seed)
+    return _finish(steps, classifier, pca_components, seed, pca_batch_size)
 
 
 def build_fusion_classifier(
@@ -360,12 +411,24 @@ def _classifier(kind: str, seed: int, **options) -> ClassifierMixin:
 
 
 def _finish(
-    steps: list, classifier: ClassifierMixin, pca_components: int | float | None, seed: int
+    steps: list,
+    classifier: ClassifierMixin,
+    pca_components: int | float | None,
+    seed: int,
+    pca_batch_size: int | None = None,
 ) -> Pipeline:
-    """Append the optional PCA and the classifier to the preprocessing steps."""
+    """Append the optional PCA (incremental with a batch size) and the classifier."""
     if pca_components is not None:
         n_components = _check_pca_components(pca_components)
-        steps.append(("pca", PCA(n_components=n_components, random_state=seed)))
+        if pca_batch_size is None:
+            pca = PCA(n_components=n_components, random_state=seed)
+        elif isinstance(n_components, float):
+            raise ValueError(
+                f"pca_components: IncrementalPCA keeps a count of components; got {n_components}"
+            )
+        else:
+            pca = IncrementalPCA(n_components=n_components, batch_size=pca_batch_size)
+        steps.append(("pca", pca))
     steps.append(("classify", classifier))
     return Pipeline(steps)
 

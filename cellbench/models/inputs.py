@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from cellbench.crops.store import read_cells
-from cellbench.errors import InputMissing
+from cellbench.errors import ConfigError, InputMissing
 from cellbench.features.measure import METADATA_PREFIX, metadata_column
-from cellbench.features.select import select_columns
+from cellbench.features.select import pick_columns, select_columns
 from cellbench.ground_truth import UNDEFINED
 
 if TYPE_CHECKING:  # imported where crops are read: a model on features never loads torch
@@ -111,7 +111,7 @@ def load_model_data(
     data = ModelData(cells=table[metadata].copy(), labels=table[label].astype(str).to_numpy())
     data.unlabelled_dropped = int(unlabelled.sum())
     if params.reads_features:
-        names = select_columns(table.columns, params.feature_groups, params.feature_regions)
+        names = _feature_names(params, table.columns)
         data.feature_names = names
         data.features = _finite_or_nan(table[names].to_numpy(dtype=np.float32))
     if params.reads_crops:
@@ -132,6 +132,17 @@ def load_model_data(
         None if data.crops is None else data.crops.shape[1:],  # known without reading
     )
     return data
+
+
+def _feature_names(params, columns) -> list[str]:
+    """The model's feature columns: exactly `feature_columns`, else by group and region."""
+    exact = getattr(params, "feature_columns", None)
+    if exact is not None:
+        try:
+            return pick_columns(columns, exact, key=f"models.{params.name}.feature_columns")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return select_columns(columns, params.feature_groups, params.feature_regions)
 
 
 def _unlabelled(labels: pd.Series) -> np.ndarray:

@@ -197,3 +197,196 @@ def test_pca_on_fused_blocks_matches_pca_on_standardised_features():
         PCA(3, random_state=0).fit(fused).explained_variance_,
         PCA(3, random_state=0).fit(scaled).explained_variance_,
     )
+
+
+# --- incremental PCA on crops read in chunks (pca_method: incremental) -------------------------
+
+
+def _crop_problem(n: int = 90, seed: int = 0, side: int = 6):
+    """Seeded (n, 2, 6, 6) crops of three classes: five patterns of falling weight plus noise.
+
+    The first pattern's weight depends on the class; the variance lies in five clear
+    directions, so the first five principal components are well defined.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.array(["a", "b", "c"]), n // 3)
+    patterns = rng.normal(size=(5, 2 * side * side))
+    weights = rng.normal(size=(n, 5)) * np.array([3.0, 2.5, 2.0, 1.5, 1.0])
+    weights[:, 0] += np.searchsorted(["a", "b", "c"], labels) * 12.0
+    pixels = weights @ patterns + 0.05 * rng.normal(size=(n, 2 * side * side))
+    return pixels.reshape(n, 2, side, side).astype(np.float32), labels
+
+
+def test_incremental_pca_on_chunks_matches_full_pca_and_reads_chunk_by_chunk(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from cellbench.models.crop_rows import CropRows
+    from cellbench.models.streamed_pca import fit_streamed
+
+    crops, labels = _crop_problem()
+    reads = []
+    original = CropRows.to_array
+
+    def counting(self, workers=0):
+        reads.append(len(self))
+        return original(self, workers)
+
+    monkeypatch.setattr(CropRows, "to_array", counting)
+    model = fit_streamed(
+        CropRows(crops),
+        None,
+        labels,
+        LogisticRegression(max_iter=1000),
+        "passthrough",
+        size_px=6,
+        n_components=5,
+        batch_size=32,
+    )
+    # three passes (scale, PCA, scores) over 90 cells in chunks of 32, 32, 26: never all at once
+    assert reads == [32, 32, 26] * 3
+    scaled = StandardScaler().fit_transform(crops.reshape(len(crops), -1).astype(np.float64))
+    full = PCA(n_components=5).fit(scaled)
+    incremental = model.named_steps["pca"]
+    np.testing.assert_allclose(
+        incremental.explained_variance_ratio_, full.explained_variance_ratio_, rtol=1e-3
+    )
+    # the same subspace: the projection of each full component onto the incremental ones
+    overlap = np.linalg.norm(incremental.components_ @ full.components_.T, axis=0)
+    np.testing.assert_allclose(overlap, 1, atol=1e-3)
+    assert (
+        model.named_steps["classify"].score(
+            incremental.transform(model.named_steps["scale"].transform(crops.reshape(90, -1))),
+            labels,
+        )
+        > 0.9
+    )
+
+
+def test_a_small_last_chunk_joins_the_one_before():
+    from cellbench.models.streamed_pca import chunk_positions
+
+    chunks = chunk_positions(70, 32, smallest=10)
+    assert [len(c) for c in chunks] == [32, 38]
+    assert np.array_equal(np.concatenate(chunks), np.arange(70))
+    assert [len(c) for c in chunk_positions(70, 32)] == [32, 32, 6]
+
+
+def test_streamed_fusion_standardises_the_features_beside_the_crop_scores(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from cellbench.models.crop_rows import CropRows
+    from cellbench.models.persist import load_sklearn, save_sklearn
+    from cellbench.models.streamed_pca import fit_streamed, predict_streamed
+
+    crops, labels = _crop_problem()
+    features = np.random.default_rng(1).normal(loc=100, scale=20, size=(90, 3))
+    model = fit_streamed(
+        CropRows(crops),
+        features,
+        labels,
+        LogisticRegression(max_iter=1000),
+        BlockStandardiser(block_sizes=[3]),
+        size_px=6,
+        n_components=4,
+        batch_size=40,
+    )
+    assert model.named_steps["classify"].n_features_in_ == 4 + 3
+    standardised = model.named_steps["features"].transform(features)
+    np.testing.assert_allclose(standardised.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(standardised.std(axis=0), 1, atol=1e-9)
+    save_sklearn(model, tmp_path / "model.skops")
+    loaded = load_sklearn(tmp_path / "model.skops")
+    predicted, probabilities = predict_streamed(
+        loaded, CropRows(crops), features, size_px=6, batch_size=40, probabilities=True
+    )
+    assert (predicted == labels).mean() > 0.9
+    assert probabilities.shape == (90, 3)
+
+
+def test_incremental_pca_in_a_pipeline_on_features():
+    train_x, test_x, train_y, test_y = separable()
+    model = build_classifier("logistic_regression", seed=0, pca_components=5, pca_batch_size=64)
+    pca = model.fit(train_x, train_y).named_steps["pca"]
+    assert type(pca).__name__ == "IncrementalPCA" and pca.batch_size == 64
+    assert pca.n_components_ == 5
+    with pytest.raises(ValueError, match="pca_components"):
+        build_classifier("svm", seed=0, pca_components=0.5, pca_batch_size=64)
+
+
+# --- feature_columns: exact columns for fusion ---------------------------------------------------
+
+
+def test_feature_columns_pick_exactly_those_columns_in_order(tmp_path):
+    import pandas as pd
+
+    from cellbench.config import LogisticRegressionModel
+    from cellbench.errors import ConfigError
+    from cellbench.models.inputs import load_model_data
+
+    wanted = ["Nuclei_Texture_Entropy_DNA_3_00_256", "Image_Count_Nuclei"]
+    table = pd.DataFrame(
+        {
+            "Metadata_CellId": [f"c{i}" for i in range(4)],
+            "Metadata_Moa": ["x", "y", "x", "y"],
+            "Image_Count_Nuclei": [1.0, 2, 3, 4],
+            "Nuclei_Texture_Contrast_DNA_3_00_256": [5.0, 6, 7, 8],
+            "Nuclei_Texture_Entropy_DNA_3_00_256": [9.0, 10, 11, 12],
+        }
+    )
+    table.to_parquet(tmp_path / "p.parquet")
+    params = LogisticRegressionModel(name="lr", feature_columns=wanted)
+    data = load_model_data(params, "moa", [tmp_path / "p.parquet"], [])
+    assert data.feature_names == wanted
+    np.testing.assert_array_equal(data.features, table[wanted].to_numpy(np.float32))
+    typo = LogisticRegressionModel(name="lr", feature_columns=["Image_Count_Nucleus"])
+    with pytest.raises(ConfigError, match="'Image_Count_Nucleus'") as info:
+        load_model_data(typo, "moa", [tmp_path / "p.parquet"], [])
+    assert "close matches: ['Image_Count_Nuclei']" in str(info.value)
+    assert "models.lr.feature_columns" in str(info.value)
+
+
+def test_incremental_fusion_trains_and_predicts_through_the_registry(tmp_path):
+    from cellbench.config import LogisticRegressionModel
+    from cellbench.models import classical
+    from cellbench.models.inputs import ModelData
+    from cellbench.paths import ResultsPaths
+
+    crops, labels = _crop_problem(side=8)
+    features = np.random.default_rng(2).normal(size=(90, 3))
+    params = LogisticRegressionModel(
+        name="c11",
+        input="fusion",
+        crop_kind="whole_cell",
+        size_px=8,
+        pca_method="incremental",
+        pca_components=4,
+        pca_batch_size=32,
+    )
+    data = ModelData(cells=None, labels=labels, features=features, crops=crops)
+    train = np.arange(90) % 3 != 0
+    paths = ResultsPaths(tmp_path)
+    classical.train(params, data, {"train": train}, [], seed=0, settings_hash="t", paths=paths)
+    prediction = classical.predict(params, data, np.array([]), seed=0, paths=paths)
+    assert (prediction.predicted[~train] == labels[~train]).mean() >= 0.85  # chance: 1/3
+    assert prediction.probabilities.shape == (90, 3)
+    # the same as the streamed steps called here on the training cells, the features scaled
+    from sklearn.linear_model import LogisticRegression
+
+    from cellbench.models.crop_rows import CropRows
+    from cellbench.models.streamed_pca import fit_streamed, predict_streamed
+
+    by_hand = fit_streamed(
+        CropRows(crops[train]),
+        features[train],
+        labels[train],
+        LogisticRegression(class_weight="balanced", max_iter=10_000, random_state=0),
+        BlockStandardiser(block_sizes=[3]),
+        size_px=8,
+        n_components=4,
+        batch_size=32,
+    )
+    expected, _ = predict_streamed(
+        by_hand, CropRows(crops), features, size_px=8, batch_size=32, probabilities=False
+    )
+    assert np.array_equal(prediction.predicted, expected)
