@@ -21,6 +21,7 @@ from cellbench.report.published import published_table
 from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
 from cellbench.report.tables import (
     classification_report,
+    fold_notes,
     per_class_accuracy,
     summarise_accuracy,
     summarise_metrics,
@@ -67,6 +68,7 @@ def build_report(
         Paths written and the missing tasks, for the task's status.
     """
     paths = ResultsPaths(config.results_root)
+    notes = [*notes, *fold_notes(config)]
     records = []
     for model in config.models:
         for seed in config.seeds:

@@ -39,6 +39,25 @@ def summarise_accuracy(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fold_notes(config) -> list[str]:
+    """A line per model split by ``split.folds``: its seeds are folds, its ± 3 SE over folds.
+
+    The folds share most of their training cells, so their spread understates the spread of
+    independent samples; and cells of one well fall on both sides (leakage).
+    """
+    notes = []
+    for model in config.models:
+        split = model.split or config.split
+        if split.folds is not None:
+            notes.append(
+                f"{model.name}: seeds are folds of a stratified {split.folds}-fold "
+                f"cross-validation over cells (split.folds, fold_seed {split.fold_seed}); its "
+                "SD and ± 3 SE are over folds, which share training cells, and cells of one "
+                "well fall on both sides (leakage)."
+            )
+    return notes
+
+
 def summarise_metrics(records: list[dict], metrics: list[str]) -> pd.DataFrame:
     """Mean, SD and ± 3 SE across seeds of the given metrics, per model and input.
 

@@ -34,3 +34,16 @@ def test_latex_escapes_and_rules():
     tex = to_latex(pd.DataFrame({"model": ["rf_a"], "input": ["x"], "acc": [0.5]}), "50% of cells")
     assert "rf\\_a & x & 0.500 \\\\" in tex and "\\caption{50\\% of cells}" in tex
     assert tex.count("\\toprule") == 1 and tex.count("\\bottomrule") == 1
+
+
+def test_fold_notes_say_the_spread_is_over_folds(tmp_path):
+    from cellbench.report.tables import fold_notes
+    from tests.helpers import experiment_dict, small_config
+
+    raw = experiment_dict(tmp_path / "r", seeds=[0, 1, 2])
+    raw["models"].append({**raw["models"][0], "name": "rf_folds"})
+    raw["models"][1]["split"] = {"by": "cell", "folds": 3}
+    config = small_config(tmp_path / "r", seeds=[0, 1, 2], models=raw["models"])
+    notes = fold_notes(config)
+    assert len(notes) == 1 and notes[0].startswith("rf_folds: seeds are folds")
+    assert "3-fold" in notes[0] and "over folds" in notes[0]
