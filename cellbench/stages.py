@@ -37,6 +37,7 @@ from cellbench.data.exclude import file_names
 from cellbench.data.plates import has_fields, list_plates
 from cellbench.errors import CellbenchError
 from cellbench.features.cp_tables import export_files
+from cellbench.io.digest import file_sha256
 from cellbench.paths import ResultsPaths
 from cellbench.runners import model_task, model_weights, parse_model_task
 from cellbench.status import (
@@ -362,6 +363,9 @@ def task_hash(config: Config, name: str, task: str) -> str:
         if source is not None:
             payload["embedding_model"] = config.model(source).model_dump(mode="json")
         payload["seed"] = seed
+        weights = getattr(config.model(model), "weights", None)
+        if weights is not None:  # a changed file retrains, whatever its name
+            payload["weights_sha256"] = file_sha256(Path(weights))
         if name == "evaluate" and config.model(model).gives_embeddings:
             payload["evaluate"] = dumped["evaluate"]  # MMD of its embeddings
     return stable_hash(payload)

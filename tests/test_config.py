@@ -265,3 +265,27 @@ def test_feature_columns_exclude_groups_and_regions(tmp_path):
     raw = experiment_dict(tmp_path / "r")
     raw["models"][0].update(feature_columns=["Image_Count_Nuclei"], feature_groups=["Texture"])
     assert "feature_columns" in config_error(tmp_path, raw)
+
+
+def test_resnet_weights_hash_the_file_bytes_and_need_width_64(tmp_path):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import task_hash
+
+    weights = tmp_path / "r18.pt"
+    weights.write_bytes(b"first")
+    entry = {"name": "cnn", "type": "resnet", "crop_kind": "whole_cell", "weights": str(weights)}
+    raw = experiment_dict(tmp_path / "results", models=[entry])
+    before = task_hash(config_from_dict(raw), "train", "cnn.seed0")
+    weights.write_bytes(b"second")  # same name, other bytes: the model retrains
+    assert task_hash(config_from_dict(raw), "train", "cnn.seed0") != before
+    raw["models"] = [{**entry, "weights": None}]
+    assert task_hash(config_from_dict(raw), "train", "cnn.seed0") != before
+
+    raw["models"] = [{**entry, "width": 8}]
+    assert "needs width: 64" in config_error(tmp_path, raw)
+
+
+def test_resnet_gradcam_target_is_true_or_predicted(tmp_path):
+    entry = {"name": "cnn", "type": "resnet", "crop_kind": "whole_cell", "gradcam_target": "best"}
+    raw = experiment_dict(tmp_path / "results", models=[entry])
+    assert "gradcam_target" in config_error(tmp_path, raw)

@@ -15,6 +15,7 @@ the config knows each type's abilities without importing `cellbench.models`, who
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, Tag, field_validator, model_validator
@@ -319,6 +320,25 @@ class ResNetModel(_TorchTraining):
         "balanced", description="weight the loss by inverse class frequency; null: unweighted"
     )
     gradcam_cells: int = Field(16, ge=0, description="test cells explained by Grad-CAM")
+    gradcam_layer: str | None = Field(
+        None,
+        description="module whose maps Grad-CAM explains, e.g. layer4 or layer3.1; null: "
+        "layer4 at size_px >= 64, else layer3 (a map of at least 2 x 2)",
+    )
+    gradcam_target: Literal["true", "predicted"] = Field(
+        "true", description="the class Grad-CAM explains: the cell's true or predicted class"
+    )
+    weights: Path | None = Field(
+        None,
+        description="a torchvision ResNet state dict to fine-tune from (its fc is dropped; "
+        "the first convolution adapted to the channels); needs width: 64. null: from scratch",
+    )
+
+    @model_validator(mode="after")
+    def _pretrained_width(self):
+        if self.weights is not None and self.width != 64:
+            raise ValueError(f"weights: needs width: 64 (torchvision's), got width: {self.width}")
+        return self
 
 
 # The BBBC021 VAE study's models (S5 of the reference inventory): five stride-2 blocks, the

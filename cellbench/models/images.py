@@ -22,6 +22,7 @@ from cellbench.models.augment import make_augment
 from cellbench.models.crop_rows import CropRows, as_crop_rows
 from cellbench.models.loaders import loader_workers
 from cellbench.models.persist import load_torch
+from cellbench.models.pretrained import load_pretrained
 from cellbench.models.resnet import build_resnet, resnet_from_arguments
 from cellbench.models.training import FitSettings, class_weights, finish, fit, predict_batches
 from cellbench.models.vae import ConvVAE, vae_adversary, vae_from_arguments, vae_loss
@@ -61,6 +62,7 @@ def train_image_classifier(
     depth: int = 18,
     width: int = 64,
     balanced: bool = True,
+    weights: Path | None = None,
 ) -> dict:
     """Fit a ResNet on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -84,6 +86,8 @@ def train_image_classifier(
     balanced : bool
         Weight the cross-entropy by inverse class frequency (it then favours balanced
         accuracy over accuracy on unequal classes).
+    weights : Path, optional
+        A torchvision ResNet state dict to start from (`cellbench.models.pretrained`).
 
     Returns
     -------
@@ -96,6 +100,8 @@ def train_image_classifier(
     targets = {split: _class_indices(labels[split], index, split) for split in labels}
     torch.manual_seed(seed)
     model = build_resnet(depth, train.shape[1], len(classes), width)
+    if weights is not None:
+        load_pretrained(model, weights)
     weights = class_weights(targets["train"], len(classes)) if balanced else None
     loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
 

@@ -201,6 +201,7 @@ def train(
         width=params.width,
         balanced=params.class_weight == "balanced",
         augment=params.augment,
+        weights=params.weights,
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))

@@ -95,3 +95,158 @@ def test_a_last_batch_of_one_crop_does_not_break_batch_norm(tmp_path):
     data = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
     history = fit(net, data, None, nn.CrossEntropyLoss(), fit_settings(epochs=1), tmp_path / "c")
     assert len(history["epochs"]) == 1
+
+
+# --- fine-tuning from a torchvision state dict ------------------------------------------------
+
+
+def _torchvision_resnet18_shapes() -> dict[str, tuple[int, ...]]:
+    """torchvision.models.resnet18's state-dict names and shapes, written out by hand.
+
+    From torchvision's definition (BasicBlock: conv1/bn1/conv2/bn2, downsample.0/1 in the
+    first block of layers 2-4; 1000 ImageNet classes), not from cellbench's module.
+    """
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(prefix: str, channels: int) -> None:
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.{name}"] = (channels,)
+        shapes[f"{prefix}.num_batches_tracked"] = ()
+
+    bn("bn1", 64)
+    channels_in = 64
+    for stage, channels in enumerate([64, 128, 256, 512], start=1):
+        for block in range(2):
+            prefix = f"layer{stage}.{block}"
+            first_in = channels_in if block == 0 else channels
+            shapes[f"{prefix}.conv1.weight"] = (channels, first_in, 3, 3)
+            bn(f"{prefix}.bn1", channels)
+            shapes[f"{prefix}.conv2.weight"] = (channels, channels, 3, 3)
+            bn(f"{prefix}.bn2", channels)
+            if block == 0 and stage > 1:
+                shapes[f"{prefix}.downsample.0.weight"] = (channels, channels_in, 1, 1)
+                bn(f"{prefix}.downsample.1", channels)
+        channels_in = channels
+    shapes["fc.weight"], shapes["fc.bias"] = (1000, 512), (1000,)
+    return shapes
+
+
+def _write_torchvision_file(path, drop: str | None = None, reshape: str | None = None) -> dict:
+    """Random tensors under torchvision's ResNet-18 names, saved to `path`; returns them."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for name, shape in _torchvision_resnet18_shapes().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(7, dtype=torch.long)
+        else:
+            state[name] = torch.randn(shape, generator=generator)
+    if drop is not None:
+        del state[drop]
+    if reshape is not None:
+        state[reshape] = torch.zeros(3, 3)
+    torch.save(state, path)
+    return state
+
+
+def test_a_torchvision_state_dict_is_loaded_under_cellbench_names(tmp_path):
+    from cellbench.models.pretrained import load_pretrained
+
+    state = _write_torchvision_file(tmp_path / "r18.pt")
+    net = build_resnet(18, in_channels=5, n_classes=3)
+    fc_before = net.fc.weight.detach().clone()
+    load_pretrained(net, tmp_path / "r18.pt")
+    own = net.state_dict()
+    expected_first = state["conv1.weight"].mean(dim=1, keepdim=True).repeat(1, 5, 1, 1) * 3 / 5
+    torch.testing.assert_close(own["stem.0.weight"], expected_first)
+    torch.testing.assert_close(own["stem.1.running_var"], state["bn1.running_var"])
+    torch.testing.assert_close(own["layer1.1.conv2.weight"], state["layer1.1.conv2.weight"])
+    shortcut = state["layer3.0.downsample.0.weight"]
+    torch.testing.assert_close(own["layer3.0.shortcut.0.weight"], shortcut)
+    torch.testing.assert_close(own["layer4.1.bn2.bias"], state["layer4.1.bn2.bias"])
+    compared = 0
+    for name, tensor in state.items():  # every tensor but conv1 and fc, under its own name
+        if name == "conv1.weight" or name.startswith("fc."):
+            continue
+        ours = name.replace("bn1.", "stem.1.", 1) if name.startswith("bn1.") else name
+        ours = ours.replace(".downsample.", ".shortcut.")
+        torch.testing.assert_close(own[ours], tensor)
+        compared += 1
+    assert compared == len(state) - 3
+    torch.testing.assert_close(net.fc.weight, fc_before)  # a new head for our classes
+
+
+def test_three_channel_crops_keep_the_rgb_filters(tmp_path):
+    from cellbench.models.pretrained import load_pretrained
+
+    state = _write_torchvision_file(tmp_path / "r18.pt")
+    net = build_resnet(18, in_channels=3, n_classes=2)
+    load_pretrained(net, tmp_path / "r18.pt")
+    torch.testing.assert_close(net.stem[0].weight, state["conv1.weight"])
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"drop": "layer2.1.bn1.running_mean"}, r"missing key.*layer2\.1\.bn1\.running_mean"),
+        ({"reshape": "layer3.1.conv1.weight"}, r"another shape.*layer3\.1\.conv1\.weight"),
+    ],
+)
+def test_a_file_that_does_not_fit_is_refused_naming_the_file_and_key(tmp_path, broken, message):
+    from cellbench.models.pretrained import PretrainedWeightsError, load_pretrained
+
+    _write_torchvision_file(tmp_path / "r18.pt", **broken)
+    with pytest.raises(PretrainedWeightsError, match="r18.pt") as error:
+        load_pretrained(build_resnet(18, in_channels=2, n_classes=2), tmp_path / "r18.pt")
+    assert error.match(message)
+
+
+def test_missing_files_other_formats_and_other_widths_are_refused(tmp_path):
+    from cellbench.models.pretrained import PretrainedWeightsError, load_pretrained
+
+    net = build_resnet(18, in_channels=2, n_classes=2)
+    with pytest.raises(PretrainedWeightsError, match="no such file.*absent.pt"):
+        load_pretrained(net, tmp_path / "absent.pt")
+    torch.save([torch.zeros(2)], tmp_path / "list.pt")
+    with pytest.raises(PretrainedWeightsError, match="list.pt is not a state dict"):
+        load_pretrained(net, tmp_path / "list.pt")
+    _write_torchvision_file(tmp_path / "r18.pt")
+    with pytest.raises(PretrainedWeightsError, match="width: 64"):
+        load_pretrained(build_resnet(18, 2, 2, width=8), tmp_path / "r18.pt")
+
+
+def test_weights_are_read_with_weights_only(tmp_path, monkeypatch):
+    from cellbench.models import pretrained
+
+    _write_torchvision_file(tmp_path / "r18.pt")
+    calls = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pretrained.torch, "load", recording_load)
+    pretrained.load_pretrained(build_resnet(18, 2, 2), tmp_path / "r18.pt")
+    assert calls == [{"map_location": "cpu", "weights_only": True}]
+
+
+def test_a_fine_tuned_resnet_trains_one_step_from_the_file(tmp_path):
+    state = _write_torchvision_file(tmp_path / "r18.pt")
+    images, labels, _ = blob_crops(8, size=32, seed=0)
+    names = np.asarray(["left", "right"])[labels]
+    history = train_image_classifier(
+        {"train": images},
+        {"train": names},
+        ["left", "right"],
+        training=TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-4, scheduler="none"),
+        augment=False,
+        seed=0,
+        settings_hash="h",
+        model_path=tmp_path / "model.pt",
+        checkpoint_path=tmp_path / "checkpoint.pt",
+        weights=tmp_path / "r18.pt",
+    )
+    assert len(history["epochs"]) == 1
+    model, _ = load_image_model(tmp_path / "model.pt")
+    moved = model.state_dict()["layer2.0.conv1.weight"] - state["layer2.0.conv1.weight"]
+    assert 0 < moved.abs().max() < 0.01  # started from the file, then one Adam step of 1e-4
