@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cellbench.errors import ConfigError
 from cellbench.io.atomic import atomic_path
+
+NOT_MAPS = ("pool", "fc")  # modules of the ResNet whose output is no spatial map
 
 
 def gradcam(
@@ -22,6 +25,7 @@ def gradcam(
     images: torch.Tensor | np.ndarray,
     class_index: int | np.ndarray | torch.Tensor | None = None,
     batch_size: int = 64,
+    upsample: bool = True,
 ) -> np.ndarray:
     """Grad-CAM maps of `layer` for one class per image.
 
@@ -35,11 +39,16 @@ def gradcam(
     class_index : int or (N,) ints, optional
         The class explained for each image; the predicted class when None.
     batch_size : int
+    upsample : bool
+        Upsample the maps bilinearly to the input's (H, W) before scaling; False gives the
+        layer's own (h, w) map (e.g. 7 x 7 at layer4 of a 224-pixel crop, as the
+        perturbation study measures them).
 
     Returns
     -------
-    (N, H, W) float32 ndarray
-        Maps in [0, 1]; all zeros where no location raises the class score.
+    (N, H, W) or (N, h, w) float32 ndarray
+        Maps min-max scaled to [0, 1] per image; all zeros where no location raises the
+        class score.
 
     Examples
     --------
@@ -64,7 +73,7 @@ def gradcam(
             captured.clear()
             chunk = slice(start, start + batch_size)
             batch_targets = None if targets is None else targets[chunk]
-            maps.append(_gradcam_batch(model, images[chunk], batch_targets, captured))
+            maps.append(_gradcam_batch(model, images[chunk], batch_targets, captured, upsample))
     finally:
         handle.remove()
         model.train(was_training)
@@ -103,6 +112,25 @@ def gradcam_stats(maps: np.ndarray, masks: np.ndarray | None = None) -> dict[str
         mean = inside.sum(axis=(1, 2)) / pixels
         coverage = ((inside > 0.5) & masks).sum(axis=(1, 2)) / pixels
     return {"mean_activation": mean, "coverage": coverage}
+
+
+def resolve_layer(model: nn.Module, name: str) -> nn.Module:
+    """The module of `model` named by a dotted path (``layer4``, ``layer3.1``, ``stem``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``gradcam_layer``, the value and the valid stage and block names, when the
+        path names no module of `model` whose output is a map (``pool``, ``fc`` are not).
+    """
+    modules = dict(model.named_modules())
+    if name in modules and name not in ("", *NOT_MAPS):
+        return modules[name]
+    valid = [n for n in modules if n and n.count(".") <= 1 and not n.startswith(NOT_MAPS)]
+    raise ConfigError(
+        f"gradcam_layer: {name!r} is not a module of this ResNet; valid: {', '.join(valid)} "
+        "(or a module inside one, e.g. layer4.1.conv2)"
+    )
 
 
 def save_gradcam(maps: np.ndarray, path, **arrays: np.ndarray) -> None:
@@ -149,7 +177,7 @@ def plot_gradcam_panel(
         figure.savefig(tmp, dpi=100)
 
 
-def _gradcam_batch(model, images, targets, captured) -> np.ndarray:
+def _gradcam_batch(model, images, targets, captured, upsample: bool) -> np.ndarray:
     """Maps for one batch; `captured` receives the layer output from the forward hook."""
     device = next(model.parameters()).device
     images = images.to(device)
@@ -164,7 +192,9 @@ def _gradcam_batch(model, images, targets, captured) -> np.ndarray:
         (gradients,) = torch.autograd.grad(score, activations)
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations.detach()).sum(dim=1, keepdim=True))
-    cam = F.interpolate(cam, size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+    if upsample:
+        cam = F.interpolate(cam, size=images.shape[2:], mode="bilinear", align_corners=False)
+    cam = cam[:, 0]
     low = cam.amin(dim=(1, 2), keepdim=True)
     span = cam.amax(dim=(1, 2), keepdim=True) - low
     cam = torch.where(span > 0, (cam - low) / span.clamp_min(1e-12), torch.zeros_like(cam))

@@ -193,6 +193,7 @@ def train(
     """Fit the ResNet on the ``train`` crops (best epoch on ``val``); save model and history."""
     from cellbench.models.images import train_image_classifier
 
+    gradcam_module(build_resnet(params.depth, 1, 2, width=4), params)  # before hours of training
     history = train_image_classifier(
         by_split(data.crops, sides),
         by_split(data.labels, sides),
@@ -253,10 +254,15 @@ def explain(
     seed: int,
     paths: ResultsPaths,
 ) -> dict:
-    """Grad-CAM of the true class on the first ``gradcam_cells`` of `rows`.
+    """Grad-CAM of the true or predicted class (``gradcam_target``) on the first cells of `rows`.
 
-    Writes the maps and a figure panel; returns ``{"gradcam": {statistic: mean}}``, or ``{}``
-    when the entry asks for no cell.
+    The maps of ``gradcam_layer`` are min-max normalised per cell; per cell, the mean
+    activation and coverage (fraction of pixels > 0.5) of the raw (h, w) map of the layer
+    (not upsampled, as the perturbation study measures them) are saved with the maps
+    (``maps`` at the crop's size, ``raw_maps``, ``cell_id``, ``target``, ``true``,
+    ``mean_activation``, ``coverage`` in gradcam.npz). Writes a figure
+    panel too; returns ``{"gradcam": {statistic: mean over the cells}}``, or ``{}`` when the
+    entry asks for no cell.
     """
     from cellbench.models.gradcam import gradcam, gradcam_stats, plot_gradcam_panel, save_gradcam
     from cellbench.models.images import load_image_model
@@ -269,12 +275,44 @@ def explain(
     if len(rows) == 0:
         return {"gradcam": {}}
     images = data.crops[rows].to_array()  # `gradcam_cells` crops at most
-    layer = model.layer4 if params.size_px >= 64 else model.layer3  # keep a map of >= 2 x 2
-    targets = np.array([classes.index(c) for c in data.labels[rows]])
-    maps = gradcam(model, layer, images, targets)
-    stats = gradcam_stats(maps)
+    true = np.array([classes.index(c) for c in data.labels[rows]])
+    targets = true if params.gradcam_target == "true" else _predicted(model, images)
+    layer = gradcam_module(model, params)
+    maps = gradcam(model, layer, images, targets)  # at the crop's size, for the figures
+    raw = gradcam(model, layer, images, targets, upsample=False)  # the layer's own grid
+    stats = gradcam_stats(raw)  # as the perturbation study: on the raw, min-max scaled map
     cell_ids = data.cells[CELL_ID].to_numpy()[rows].astype(str)
-    save_gradcam(maps, paths.gradcam_maps(params.name, seed), cell_id=cell_ids, target=targets)
+    save_gradcam(
+        maps,
+        paths.gradcam_maps(params.name, seed),
+        cell_id=cell_ids,
+        target=targets,
+        true=true,
+        raw_maps=raw,
+        **stats,
+    )
     panel = paths.gradcam_panel(params.name, seed)
-    plot_gradcam_panel(images, maps, panel, titles=list(data.labels[rows]))
+    titles = [
+        f"{c} ({params.gradcam_target}: {classes[t]})"
+        for c, t in zip(data.labels[rows], targets, strict=True)
+    ]
+    plot_gradcam_panel(images, maps, panel, titles=titles)
     return {"gradcam": {k: float(np.nanmean(v)) for k, v in stats.items()}}
+
+
+def gradcam_module(model: ResNet, params: ResNetModel) -> nn.Module:
+    """The module Grad-CAM explains (``gradcam_layer``).
+
+    By default layer4 at size_px >= 64 and layer3 below, so that the map is at least 2 x 2.
+    """
+    from cellbench.models.gradcam import resolve_layer
+
+    name = params.gradcam_layer or ("layer4" if params.size_px >= 64 else "layer3")
+    return resolve_layer(model, name)
+
+
+def _predicted(model: ResNet, images: np.ndarray) -> np.ndarray:
+    """(N,) class index the model predicts for each (N, C, H, W) crop."""
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.asarray(images, dtype=np.float32)))
+    return logits.argmax(dim=1).numpy()
