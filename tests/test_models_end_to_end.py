@@ -72,6 +72,9 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     assert grids["originals"].shape == grids["reconstructions"].shape
     assert grids["originals"].shape[2:] == side and grids["traversal"].shape[-2:] == side
     assert 0 <= grids["traversal"].min() and grids["traversal"].max() <= 1
+    summary = metrics(paths, "resnet")["gradcam"]
+    assert summary["coverage"] == pytest.approx(np.nanmean(gradcam["coverage"]))
+    assert 0 < summary["mean_activation"] <= 1
     history = json.loads(paths.history("resnet", 0).read_text())
     assert history["epochs"] and history["best_epoch"] >= 1
 
@@ -93,6 +96,7 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         "confusion_rf",
         "umap_resnet",
         "gradcam_resnet",
+        "gradcam_stats_resnet",
         "training_vae",
         "montage_",
         "mmd_vae",

@@ -259,7 +259,7 @@ def explain(
     The maps of ``gradcam_layer`` are min-max normalised per cell; per cell, the mean
     activation and coverage (fraction of pixels > 0.5) of the raw (h, w) map of the layer
     (not upsampled, as the perturbation study measures them) are saved with the maps
-    (``maps`` at the crop's size, ``raw_maps``, ``cell_id``, ``target``, ``true``,
+    (``maps`` at the crop's size, ``raw_maps``, ``cell_id``, ``target``, ``true``, ``label``,
     ``mean_activation``, ``coverage`` in gradcam.npz). Writes a figure
     panel too; returns ``{"gradcam": {statistic: mean over the cells}}``, or ``{}`` when the
     entry asks for no cell.
@@ -288,6 +288,7 @@ def explain(
         cell_id=cell_ids,
         target=targets,
         true=true,
+        label=np.asarray(data.labels[rows]).astype(str),
         raw_maps=raw,
         **stats,
     )

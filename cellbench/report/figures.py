@@ -153,6 +153,59 @@ def kl_histogram_figure(
     return fig
 
 
+GRADCAM_BOX_CLASSES = 10  # classes with a box plot, at most (the perturbation study's 0-9)
+
+
+def gradcam_stats_figure(
+    mean_activation: np.ndarray,
+    coverage: np.ndarray,
+    labels: Sequence[str],
+    *,
+    max_classes: int = GRADCAM_BOX_CLASSES,
+    title: str = "",
+) -> Figure:
+    """Histograms of Grad-CAM mean activation and coverage, and box plots of both per class.
+
+    The perturbation study's Grad-CAM figures: one value per explained cell, of the raw
+    min-max-scaled map (`cellbench.models.gradcam.gradcam_stats`).
+
+    Parameters
+    ----------
+    mean_activation, coverage : (N,) arrays of float in [0, 1]
+        NaN values (an empty mask) are left out.
+    labels : (N,) sequence of str
+        The cells' true classes; box plots for the first `max_classes` of them in sorted
+        order (the axis title says how many there are).
+    max_classes : int
+    title : str
+
+    Returns
+    -------
+    Figure
+        Four axes: histogram and box plot of mean activation (top), then of coverage.
+    """
+    labels = np.asarray(labels, dtype=str)
+    classes = sorted(set(labels))
+    shown = classes[:max_classes]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), squeeze=False)
+    for row, (name, values) in enumerate(
+        [("mean activation", mean_activation), ("coverage (fraction > 0.5)", coverage)]
+    ):
+        values = np.asarray(values, dtype=float)
+        finite = np.isfinite(values)
+        axes[row, 0].hist(values[finite], bins=20, range=(0, 1), color="#5a7fa8", edgecolor="white")
+        axes[row, 0].set_xlabel(name)
+        axes[row, 0].set_ylabel("cells")
+        groups = [values[(labels == c) & finite] for c in shown]
+        axes[row, 1].boxplot(groups, tick_labels=shown)
+        axes[row, 1].set_ylabel(name)
+        axes[row, 1].tick_params(axis="x", labelrotation=45)
+        axes[row, 1].set_title(f"per class: the first {len(shown)} of {len(classes)} (sorted)")
+    fig.suptitle(title or f"Grad-CAM statistics of {len(labels)} cells")
+    fig.tight_layout()
+    return fig
+
+
 def training_curves_figure(history: Mapping, *, title: str = "") -> Figure:
     """Training and validation loss per epoch, from a training history.
 

@@ -18,6 +18,7 @@ from cellbench.paths import ResultsPaths
 from cellbench.report.figures import (
     class_curves_figure,
     confusion_figure,
+    gradcam_stats_figure,
     plate_heatmap_figure,
     save_figure,
     training_curves_figure,
@@ -101,7 +102,11 @@ def embedding_figures(paths: ResultsPaths, models: list, seed: int, label: str) 
 
 
 def gradcam_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
-    """The Grad-CAM panels the evaluate stage drew (copied next to the report)."""
+    """Grad-CAM: each model's panel and the plots of its per-cell statistics.
+
+    The panel is the one the evaluate stage drew, copied next to the report; beside it,
+    histograms and per-class box plots of mean activation and coverage.
+    """
     figures = []
     for model in models:
         panel = paths.gradcam_panel(model.name, seed)
@@ -109,7 +114,22 @@ def gradcam_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
             target = paths.report_file(f"gradcam_{model.name}.png")
             target.write_bytes(panel.read_bytes())
             figures.append(target)
+        figures += _gradcam_stats_figure(paths, model.name, seed)
     return figures
+
+
+def _gradcam_stats_figure(paths: ResultsPaths, model: str, seed: int) -> list[Path]:
+    """Histograms and box plots of the per-cell statistics in gradcam.npz, where it has them."""
+    path = paths.gradcam_maps(model, seed)
+    if not path.exists():
+        return []
+    with np.load(path) as saved:
+        if not {"mean_activation", "coverage", "label"} <= set(saved.files):
+            return []  # written before the statistics were saved per cell
+        mean, coverage, labels = saved["mean_activation"], saved["coverage"], saved["label"]
+    title = f"{model} (seed {seed}): Grad-CAM of {len(labels)} test cells"
+    figure = gradcam_stats_figure(mean, coverage, labels, title=title)
+    return [_png(save_figure(figure, paths.report_figure(f"gradcam_stats_{model}")))]
 
 
 def montage_figure(store: Path, kind: str, label_column: str, paths: ResultsPaths) -> list[Path]:

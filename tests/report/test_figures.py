@@ -146,3 +146,37 @@ def test_segmentation_overlay_and_gradcam(tmp_path, crops):
     fig = gradcam_figure(images[:4], heat, titles=["a / a", "b / c", "c / c", "a / b"])
     assert len(fig.axes) == 8
     assert_written(save_figure(fig, tmp_path / "gradcam"), tmp_path / "gradcam")
+
+
+def test_gradcam_stats_figure_boxes_the_first_ten_classes(tmp_path):
+    from cellbench.models.gradcam import save_gradcam
+    from cellbench.paths import ResultsPaths
+    from cellbench.report.figures import gradcam_stats_figure
+    from cellbench.report.gallery import gradcam_figures
+
+    rng = np.random.default_rng(0)
+    labels = np.array([f"c{i:02d}" for i in range(12)] * 3)  # 12 classes: 10 get a box
+    mean, coverage = rng.uniform(size=36), rng.uniform(size=36)
+    coverage[0] = np.nan  # an empty mask is left out
+    fig = gradcam_stats_figure(mean, coverage, labels)
+    hist, box = fig.axes[0], fig.axes[1]
+    assert sum(p.get_height() for p in hist.patches) == 36
+    assert sum(p.get_height() for p in fig.axes[2].patches) == 35
+    assert [t.get_text() for t in box.get_xticklabels()] == [f"c{i:02d}" for i in range(10)]
+    assert "first 10 of 12" in box.get_title()
+    # matplotlib draws 7 lines per box: box, 2 whiskers, 2 caps, median, fliers
+    medians = [line.get_ydata()[0] for line in box.lines[5::7]]
+    np.testing.assert_allclose(medians, [np.median(mean[labels == f"c{i:02d}"]) for i in range(10)])
+
+    paths = ResultsPaths(tmp_path)
+    paths.gradcam_maps("cnn", 0).parent.mkdir(parents=True)
+    maps = np.zeros((36, 4, 4), np.float32)
+    save_gradcam(
+        maps, paths.gradcam_maps("cnn", 0), label=labels, mean_activation=mean, coverage=coverage
+    )
+
+    class Entry:
+        name = "cnn"
+
+    written = gradcam_figures(paths, [Entry()], 0)
+    assert [p.name for p in written] == ["gradcam_stats_cnn.png"]
