@@ -299,7 +299,11 @@ class MLPModel(_TorchTraining):
 
 
 class ResNetModel(_TorchTraining):
-    """ResNet-18 or -50 on crops, with an N-channel first convolution; Grad-CAM in evaluate."""
+    """ResNet-18 or -50 on crops, with an N-channel first convolution; Grad-CAM in evaluate.
+
+    With ``input: fusion`` the head is late fusion of the image embedding and handcrafted
+    features; its embedding (`gives_embeddings`) stays the pooled image embedding.
+    """
 
     gives_probabilities = True
     gives_embeddings = True  # the pooled last stage
@@ -307,7 +311,17 @@ class ResNetModel(_TorchTraining):
 
     name: ModelName
     type: Literal["resnet"] = "resnet"
-    input: Literal["crops"] = "crops"
+    input: Literal["crops", "fusion"] = Field(
+        "crops",
+        description="crops; fusion: the image embedding and the cell's standardised "
+        "handcrafted features -> one linear layer (late fusion)",
+    )
+    feature_groups: list[FeatureGroup] | None = Field(
+        None, description="with input: fusion, the feature groups fused; null: every group"
+    )
+    feature_regions: list[Region] | None = Field(
+        None, description="with input: fusion, the regions fused; null: every region"
+    )
     crop_kind: str
     normalise: CropNormalise = Field(
         "plate", description="crop intensities to [0, 1] per channel, when read (see README)"

@@ -20,7 +20,7 @@ from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
 from cellbench.models.augment import make_augment
 from cellbench.models.crop_rows import CropRows, as_crop_rows
-from cellbench.models.loaders import loader_workers
+from cellbench.models.loaders import WithFeatures, loader_workers
 from cellbench.models.persist import load_torch
 from cellbench.models.pretrained import load_pretrained
 from cellbench.models.resnet import build_resnet, resnet_from_arguments
@@ -63,6 +63,7 @@ def train_image_classifier(
     width: int = 64,
     balanced: bool = True,
     weights: Path | None = None,
+    features: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Fit a ResNet on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -88,6 +89,10 @@ def train_image_classifier(
         accuracy over accuracy on unequal classes).
     weights : Path, optional
         A torchvision ResNet state dict to start from (`cellbench.models.pretrained`).
+    features : dict of {split: (N, F) float array}, optional
+        Handcrafted features of the same cells: a late-fusion model (`ResNet` with
+        ``n_features``), standardised by the mean and standard deviation of the ``train``
+        cells (kept in the saved model).
 
     Returns
     -------
@@ -99,16 +104,20 @@ def train_image_classifier(
     index = {name: i for i, name in enumerate(classes)}
     targets = {split: _class_indices(labels[split], index, split) for split in labels}
     torch.manual_seed(seed)
-    model = build_resnet(depth, train.shape[1], len(classes), width)
+    n_features = 0 if features is None else features["train"].shape[1]
+    model = build_resnet(depth, train.shape[1], len(classes), width, n_features)
     if weights is not None:
         load_pretrained(model, weights)
+    if n_features:
+        model.set_feature_scaling(features["train"])
     weights = class_weights(targets["train"], len(classes)) if balanced else None
     loss = nn.CrossEntropyLoss(weight=weights)  # on logits, weighted against imbalance
 
     def dataset(split: str) -> Dataset | None:
         if len(labels.get(split, [])) == 0:
             return None
-        return crops[split].dataset(torch.from_numpy(targets[split]))
+        images = crops[split].dataset(torch.from_numpy(targets[split]))
+        return with_features(images, None if features is None else features[split])
 
     history = fit(
         model,
@@ -230,6 +239,13 @@ def scaling_sample(crops: CropRows, seed: int, workers: int | None = None) -> np
         return crops.to_array(workers=_workers(crops, workers))
     keep = np.sort(np.random.default_rng(seed).choice(len(crops), SCALING_CROPS, replace=False))
     return crops.subset(keep).to_array(workers=_workers(crops, workers))
+
+
+def with_features(images: Dataset, features: np.ndarray | None) -> Dataset:
+    """`images` with each cell's (F,) raw features beside its crop (`WithFeatures`)."""
+    if features is None:
+        return images
+    return WithFeatures(images, torch.as_tensor(np.asarray(features, dtype=np.float32)))
 
 
 def embed_images(

@@ -279,6 +279,49 @@ def _file_loader(
     )
 
 
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """`tensor` on `device`; the copy to CUDA does not block (pinned batches overlap it)."""
+def to_device(tensor: torch.Tensor | Sequence, device: torch.device) -> torch.Tensor | list:
+    """`tensor` on `device`; the copy to CUDA does not block (pinned batches overlap it).
+
+    A list or tuple of tensors (the ``(images, features)`` inputs of `WithFeatures`) gives
+    a list of them, each moved.
+    """
+    if isinstance(tensor, (list, tuple)):
+        return [to_device(t, device) for t in tensor]
     return tensor.to(device, non_blocking=device.type == "cuda")
+
+
+class WithFeatures(Dataset):
+    """Items ``((image, features),)`` or ``((image, features), target)``: crops beside features.
+
+    What a late-fusion model reads: the items of an image dataset (``(image,)`` or
+    ``(image, target)``, e.g. a `StreamedCrops`) with the cell's row of `features` added to
+    its input. Batches collate to ``[[images, features], targets]``; the training loop then
+    calls ``model(images, features)`` and augments the images alone.
+
+    Parameters
+    ----------
+    images : Dataset
+    features : (N, F) float32 Tensor
+        One row per item of `images`, in its order.
+    """
+
+    def __init__(self, images: Dataset, features: torch.Tensor) -> None:
+        if len(images) != len(features):
+            raise ValueError(f"{len(images)} images but {len(features)} feature rows")
+        self.images, self.features = images, features
+        self.reads_files = reads_files(images)  # store-backed crops keep their workers
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self._fuse(self.images[i], i)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple]:
+        """Items of a batch; one batched read where the image dataset offers one."""
+        batched = getattr(self.images, "__getitems__", None)
+        items = batched(indices) if batched is not None else [self.images[i] for i in indices]
+        return [self._fuse(item, i) for item, i in zip(items, indices, strict=True)]
+
+    def _fuse(self, item: tuple, i: int) -> tuple:
+        return ((item[0], self.features[i]), *item[1:])

@@ -10,6 +10,7 @@ The ``resnet`` model type of the registry (`cellbench.models.registry`): `train`
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,10 +80,20 @@ class ResNet(nn.Module):
     """A ResNet: stem, four stages of residual blocks, global average pooling, linear head.
 
     ``arguments`` holds the constructor arguments as plain data, to save with the weights.
+    With ``n_features > 0`` it is a late-fusion model: the head is one linear layer on the
+    pooled image embedding concatenated with the cell's standardised handcrafted features
+    (``feature_mean`` and ``feature_scale`` buffers, saved in the state dict; set them with
+    `set_feature_scaling`). Its embedding stays the image embedding.
     """
 
     def __init__(
-        self, block: str, layers: list[int], in_channels: int, n_classes: int, width: int = 64
+        self,
+        block: str,
+        layers: list[int],
+        in_channels: int,
+        n_classes: int,
+        width: int = 64,
+        n_features: int = 0,
     ):
         super().__init__()
         self.arguments = {
@@ -91,6 +102,7 @@ class ResNet(nn.Module):
             "in_channels": in_channels,
             "n_classes": n_classes,
             "width": width,
+            "n_features": n_features,
         }
         kind = {"basic": BasicBlock, "bottleneck": Bottleneck}[block]
         self.stem = nn.Sequential(
@@ -108,8 +120,12 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, n_classes)
+        self.fc = nn.Linear(channels + n_features, n_classes)
         self.embedding_size = channels
+        self.n_features = n_features
+        if n_features:
+            self.register_buffer("feature_mean", torch.zeros(n_features))
+            self.register_buffer("feature_scale", torch.ones(n_features))
         _initialise(self)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,12 +134,38 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.pool(x), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) images -> (N, K) class logits."""
-        return self.fc(self.embed(x))
+    def head(self, embedding: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, D) embeddings (and (N, F) raw features of a fusion model) -> (N, K) logits."""
+        if not self.n_features:
+            return self.fc(embedding)
+        if features is None:
+            raise ValueError(f"this fusion ResNet needs (N, {self.n_features}) features too")
+        scaled = (features.to(embedding.dtype) - self.feature_mean) / self.feature_scale
+        scaled = torch.nan_to_num(scaled, nan=0.0)  # an undefined feature: the training mean
+        return self.fc(torch.cat([embedding, scaled], dim=1))
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C, H, W) images (and (N, F) features of a fusion model) -> (N, K) logits."""
+        return self.head(self.embed(x), features)
+
+    def set_feature_scaling(self, features: np.ndarray) -> None:
+        """Standardise features by the mean and standard deviation of `features`.
+
+        `features` : (N, F) raw features of the training cells; NaN ignored; a constant or
+        undefined column is centred and left unscaled.
+        """
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
+            mean = np.nan_to_num(np.nanmean(features, axis=0))
+            scale = np.nanstd(features, axis=0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
 
-def build_resnet(depth: int, in_channels: int, n_classes: int, width: int = 64) -> ResNet:
+def build_resnet(
+    depth: int, in_channels: int, n_classes: int, width: int = 64, n_features: int = 0
+) -> ResNet:
     """A ResNet-18 or ResNet-50 for `in_channels`-channel images and `n_classes` classes.
 
     Parameters
@@ -135,6 +177,8 @@ def build_resnet(depth: int, in_channels: int, n_classes: int, width: int = 64) 
     width : int
         Channels of the first stage (64 in the paper); the embedding has ``8 * width``
         (ResNet-18) or ``32 * width`` (ResNet-50) features.
+    n_features : int
+        Handcrafted features fused into the head (late fusion); 0: images alone.
 
     Returns
     -------
@@ -149,7 +193,7 @@ def build_resnet(depth: int, in_channels: int, n_classes: int, width: int = 64) 
     if depth not in DEPTHS:
         raise ValueError(f"depth must be one of {sorted(DEPTHS)}, got {depth}")
     block, layers = DEPTHS[depth]
-    return ResNet(block, layers, in_channels, n_classes, width)
+    return ResNet(block, layers, in_channels, n_classes, width, n_features)
 
 
 def resnet_from_arguments(arguments: dict) -> ResNet:
@@ -190,7 +234,10 @@ def train(
     settings_hash: str,
     paths: ResultsPaths,
 ) -> dict:
-    """Fit the ResNet on the ``train`` crops (best epoch on ``val``); save model and history."""
+    """Fit the ResNet on the ``train`` crops (best epoch on ``val``); save model and history.
+
+    With ``input: fusion`` the head also reads the cells' handcrafted features.
+    """
     from cellbench.models.images import train_image_classifier
 
     gradcam_module(build_resnet(params.depth, 1, 2, width=4), params)  # before hours of training
@@ -203,6 +250,7 @@ def train(
         balanced=params.class_weight == "balanced",
         augment=params.augment,
         weights=params.weights,
+        features=by_split(data.features, sides) if params.input == "fusion" else None,
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))
@@ -215,14 +263,14 @@ def predict(
 
     One pass over the crops gives both: the logits are the head applied to the embedding.
     """
-    from cellbench.models.images import load_image_model
+    from cellbench.models.images import load_image_model, with_features
 
     model, saved = load_image_model(paths.torch_model_file(params.name, seed))
     outputs = predict_batches(
         model,
-        data.crops.dataset(),
+        with_features(data.crops.dataset(), _fused(model, data)),
         PREDICT_BATCH,
-        fn=lambda x: _embedding_and_logits(model, x),
+        fn=lambda x, features=None: _embedding_and_logits(model, x, features),
         workers=params.loader_workers,
     )
     embeddings, logits = outputs[:, : model.embedding_size], outputs[:, model.embedding_size :]
@@ -231,14 +279,45 @@ def predict(
     return Prediction(predicted, probabilities, embeddings.numpy())
 
 
-def _embedding_and_logits(model: ResNet, x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, D + K): the embedding, then the class logits made from it."""
+def _embedding_and_logits(
+    model: ResNet, x: torch.Tensor, features: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(N, C, H, W) (and (N, F) features) -> (N, D + K): the embedding, then the logits."""
     embedding = model.embed(x)
-    return torch.cat([embedding, model.fc(embedding)], dim=1)
+    return torch.cat([embedding, model.head(embedding, features)], dim=1)
+
+
+def _fused(model: ResNet, data: ModelData) -> np.ndarray | None:
+    """The (N, F) features a fusion model reads beside the crops; None for images alone."""
+    if not model.n_features:
+        return None
+    if data.features is None or data.features.shape[1] != model.n_features:
+        got = None if data.features is None else data.features.shape[1]
+        raise ValueError(f"the fusion model was trained on {model.n_features} features, got {got}")
+    return data.features
+
+
+class _FixedFeatures(nn.Module):
+    """A fusion ResNet seen as a model of images alone, for Grad-CAM of given cells.
+
+    ``forward(x)`` is ``model(x, features)`` for the (N, F) `features` of exactly those N
+    cells (one batch); the ResNet's layers are its own, so hooks on them work.
+    """
+
+    def __init__(self, model: ResNet, features: np.ndarray):
+        super().__init__()
+        self.model = model
+        self.features = torch.as_tensor(np.asarray(features, dtype=np.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, self.features.to(x.device))
 
 
 def embed(params: ResNetModel, data: ModelData, *, seed: int, paths: ResultsPaths) -> np.ndarray:
-    """(N, D) embeddings of the crops: the pooled last stage of the saved ResNet."""
+    """(N, D) embeddings of the crops: the pooled last stage of the saved ResNet.
+
+    A fusion model's embedding is this image embedding too (its features are not in it).
+    """
     from cellbench.models.images import embed_images, load_image_model
 
     model, _ = load_image_model(paths.torch_model_file(params.name, seed))
@@ -276,10 +355,14 @@ def explain(
         return {"gradcam": {}}
     images = data.crops[rows].to_array()  # `gradcam_cells` crops at most
     true = np.array([classes.index(c) for c in data.labels[rows]])
-    targets = true if params.gradcam_target == "true" else _predicted(model, images)
     layer = gradcam_module(model, params)
-    maps = gradcam(model, layer, images, targets)  # at the crop's size, for the figures
-    raw = gradcam(model, layer, images, targets, upsample=False)  # the layer's own grid
+    fused = _fused(model, data)
+    if fused is not None:  # the cells' own features beside their crops, in one batch
+        model = _FixedFeatures(model, fused[rows])
+    targets = true if params.gradcam_target == "true" else _predicted(model, images)
+    one_batch = {"batch_size": max(len(images), 1)}
+    maps = gradcam(model, layer, images, targets, **one_batch)  # at the crop's size
+    raw = gradcam(model, layer, images, targets, upsample=False, **one_batch)  # layer's grid
     stats = gradcam_stats(raw)  # as the perturbation study: on the raw, min-max scaled map
     cell_ids = data.cells[CELL_ID].to_numpy()[rows].astype(str)
     save_gradcam(
@@ -312,7 +395,7 @@ def gradcam_module(model: ResNet, params: ResNetModel) -> nn.Module:
     return resolve_layer(model, name)
 
 
-def _predicted(model: ResNet, images: np.ndarray) -> np.ndarray:
+def _predicted(model: nn.Module, images: np.ndarray) -> np.ndarray:
     """(N,) class index the model predicts for each (N, C, H, W) crop."""
     with torch.no_grad():
         logits = model(torch.from_numpy(np.asarray(images, dtype=np.float32)))

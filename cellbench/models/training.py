@@ -358,7 +358,8 @@ def predict_batches(
         stream through worker processes (`cellbench.models.loaders.evaluation_batches`).
     batch_size : int
     fn : callable, optional
-        For example ``model.embed``.
+        For example ``model.embed``; called ``fn(images, features)`` on the batches of a
+        `cellbench.models.loaders.WithFeatures` dataset.
     workers : int, optional
         Worker processes of a store-backed dataset (a model entry's ``loader_workers``);
         default: the task's CPUs minus one.
@@ -375,7 +376,7 @@ def predict_batches(
     with torch.no_grad():
         for batch in evaluation_batches(dataset, batch_size, device, workers):
             inputs, _ = _unpack(batch)
-            outputs.append(fn(to_device(inputs, device)).cpu())
+            outputs.append(_forward(fn, to_device(inputs, device)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
@@ -391,6 +392,23 @@ def _unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     if len(batch) == 1:
         return batch[0], None
     return batch[0], batch[1]
+
+
+def _forward(fn: Callable, inputs: torch.Tensor | list) -> torch.Tensor:
+    """``fn(images)``, or ``fn(images, features)`` for the inputs of `loaders.WithFeatures`."""
+    return fn(*inputs) if isinstance(inputs, list) else fn(inputs)
+
+
+def _augment_images(augment: Callable, inputs, generator: torch.Generator):
+    """The batch with its images augmented; features beside them are left as they are."""
+    if isinstance(inputs, list):
+        return [augment(inputs[0], generator), *inputs[1:]]
+    return augment(inputs, generator)
+
+
+def _batch_len(inputs: torch.Tensor | list) -> int:
+    """Items in a batch of images, or of ``[images, features]``."""
+    return len(inputs[0]) if isinstance(inputs, list) else len(inputs)
 
 
 def _run_epoch(
@@ -416,10 +434,10 @@ def _run_epoch(
             inputs, targets = _unpack(batch)
             inputs = to_device(inputs, device)
             if training and settings.augment is not None:
-                inputs = settings.augment(inputs, augment_rng)
+                inputs = _augment_images(settings.augment, inputs, augment_rng)
             targets = inputs if targets is None else to_device(targets, device)
             with autocast(device, settings.training.precision):
-                outputs = model(inputs)
+                outputs = _forward(model, inputs)
                 loss = loss_fn(outputs, targets)
             if training and run.adversary is not None:  # in float32, outside autocast
                 loss = loss + run.adversary.generator_loss(outputs, targets)
@@ -431,6 +449,6 @@ def _run_epoch(
                     nn.utils.clip_grad_norm_(model.parameters(), settings.training.gradient_clip)
                 scaler.step(optimizer)
                 scaler.update()
-            total += loss.detach().float().item() * len(inputs)
-            count += len(inputs)
+            total += loss.detach().float().item() * _batch_len(inputs)
+            count += _batch_len(inputs)
     return total / max(count, 1)

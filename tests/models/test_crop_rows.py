@@ -17,7 +17,12 @@ from cellbench.config import ModelConfig, TrainingConfig
 from cellbench.crops.dataset import CropDataset
 from cellbench.models.crop_rows import CropRows, StreamedCrops
 from cellbench.models.images import load_image_model, predict_images, train_image_classifier
-from cellbench.models.loaders import BlockShuffleSampler, epoch_generator, loader_workers
+from cellbench.models.loaders import (
+    BlockShuffleSampler,
+    epoch_generator,
+    evaluation_batches,
+    loader_workers,
+)
 from cellbench.models.training import fit, predict_batches
 from tests.models import fit_settings, write_blob_store
 
@@ -303,3 +308,25 @@ def test_a_models_normalise_setting_reaches_the_crops_it_reads(stores):
     flat = each.reshape(*each.shape[:2], -1)
     varying = flat.max(axis=2) > flat.min(axis=2)
     assert np.allclose(flat.min(axis=2)[varying], 0) and np.allclose(flat.max(axis=2)[varying], 1)
+
+
+def test_crops_from_the_stores_stream_with_their_features_through_workers(stores):
+    from cellbench.models.loaders import WithFeatures
+
+    paths, labels = stores
+    crops = CropRows.from_stores(paths, "whole_cell", SIZE, np.arange(len(labels)))
+    features = torch.arange(len(labels) * 3, dtype=torch.float32).reshape(-1, 3)
+    targets = torch.as_tensor(labels)
+    fused = WithFeatures(crops.dataset(targets), features)
+    assert fused.reads_files
+    expected = crops.to_array()
+    for workers in (0, 1):
+        seen = []
+        for (images, rows), batch_targets in evaluation_batches(
+            fused, 8, torch.device("cpu"), workers
+        ):
+            seen.append((images, rows, batch_targets))
+        images = torch.cat([s[0] for s in seen])
+        np.testing.assert_allclose(images.numpy(), expected)
+        torch.testing.assert_close(torch.cat([s[1] for s in seen]), features)
+        torch.testing.assert_close(torch.cat([s[2] for s in seen]), targets)

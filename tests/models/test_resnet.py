@@ -250,3 +250,68 @@ def test_a_fine_tuned_resnet_trains_one_step_from_the_file(tmp_path):
     model, _ = load_image_model(tmp_path / "model.pt")
     moved = model.state_dict()["layer2.0.conv1.weight"] - state["layer2.0.conv1.weight"]
     assert 0 < moved.abs().max() < 0.01  # started from the file, then one Adam step of 1e-4
+
+
+# --- late fusion: the image embedding and standardised handcrafted features -> linear ----------
+
+
+def _fusion_run(tmp_path, data=None):
+    from pydantic import TypeAdapter
+
+    from cellbench.config import ModelConfig
+    from cellbench.models import resnet
+    from cellbench.paths import ResultsPaths
+    from tests.models.test_registry import CLASSES, sides_of, tiny_data
+
+    data = data or tiny_data()
+    entry = {"name": "fused", "type": "resnet", "input": "fusion", "crop_kind": "whole_cell"}
+    entry.update(size_px=32, width=4, epochs=1, batch_size=8, patience=None, gradcam_cells=4)
+    params = TypeAdapter(ModelConfig).validate_python(entry)
+    assert params.reads_features and params.reads_crops
+    paths = ResultsPaths(tmp_path)
+    sides, split = sides_of(len(data.labels))
+    resnet.train(params, data, sides, CLASSES, seed=0, settings_hash="t", paths=paths)
+    return params, data, sides, split, paths
+
+
+def test_a_fusion_resnet_trains_and_standardises_by_the_training_cells(tmp_path):
+    params, data, sides, _, paths = _fusion_run(tmp_path)
+    model, _ = load_image_model(paths.torch_model_file("fused", 0))
+    assert model.n_features == 4 and model.fc.in_features == model.embedding_size + 4
+    train = data.features[sides["train"]].astype(np.float64)
+    np.testing.assert_allclose(model.feature_mean.numpy(), train.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.feature_scale.numpy(), train.std(axis=0), rtol=1e-5)
+    assert json_history_epochs(paths) == 1
+
+
+def json_history_epochs(paths) -> int:
+    import json
+
+    return len(json.loads(paths.history("fused", 0).read_text())["epochs"])
+
+
+def test_a_fusion_resnet_prediction_follows_its_features(tmp_path):
+    import copy
+
+    from cellbench.models import resnet
+    from tests.models.test_registry import CLASSES
+
+    params, data, _, split, paths = _fusion_run(tmp_path)
+    run = {"seed": 0, "paths": paths}
+    before = resnet.predict(params, data, split, **run)
+    changed = copy.copy(data)
+    changed.features = data.features.copy()
+    changed.features[:, 2] += 10.0 * data.features[:, 2].std()  # one column moved
+    after = resnet.predict(params, changed, split, **run)
+    assert np.abs(after.probabilities - before.probabilities).max() > 1e-3
+    np.testing.assert_allclose(after.embeddings, before.embeddings)  # the image embedding
+    np.testing.assert_allclose(resnet.embed(params, data, **run), before.embeddings, atol=1e-6)
+    explained = resnet.explain(params, data, split == "test", CLASSES, **run)
+    assert set(explained["gradcam"]) == {"mean_activation", "coverage"}
+
+
+def test_a_fusion_resnet_needs_features_and_reads_nan_as_the_mean():
+    net = build_resnet(18, in_channels=2, n_classes=3, width=4, n_features=3)
+    with pytest.raises(ValueError, match="needs \\(N, 3\\) features"):
+        net(torch.zeros(2, 2, 32, 32))
+    assert net(torch.zeros(2, 2, 32, 32), torch.full((2, 3), float("nan"))).shape == (2, 3)
