@@ -289,3 +289,15 @@ def test_resnet_gradcam_target_is_true_or_predicted(tmp_path):
     entry = {"name": "cnn", "type": "resnet", "crop_kind": "whole_cell", "gradcam_target": "best"}
     raw = experiment_dict(tmp_path / "results", models=[entry])
     assert "gradcam_target" in config_error(tmp_path, raw)
+
+
+def test_a_fusion_resnet_reads_feature_tables_and_crop_stores(tmp_path):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import task_inputs
+
+    entry = {"name": "cnn", "type": "resnet", "crop_kind": "whole_cell", "input": "fusion"}
+    entry["feature_groups"] = ["Intensity"]
+    config = config_from_dict(experiment_dict(tmp_path / "results", models=[entry]))
+    assert config.model("cnn").reads_features and config.model("cnn").reads_crops
+    read = {p.parent.name for p in task_inputs(config, "train", "cnn.seed0")}
+    assert read == {"features", "crops"}
