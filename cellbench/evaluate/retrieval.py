@@ -258,3 +258,42 @@ def silhouette(
     return float(
         silhouette_score(x, labels, metric="cosine", sample_size=sample_size, random_state=seed)
     )
+
+
+KMEANS_N_INIT = 10  # KMeans restarts, fixed so a seed gives the same clusters everywhere
+
+
+def silhouette_kmeans(
+    embeddings: np.ndarray,
+    n_clusters: int,
+    *,
+    sample_size: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Mean silhouette, in [-1, 1], of `embeddings` against their own KMeans clusters.
+
+    The perturbation study's unsupervised score: how well the embeddings fall into
+    `n_clusters` groups, whatever the labels. KMeans (seeded, `KMEANS_N_INIT` restarts) runs
+    on the rows scaled to unit length and the silhouette uses cosine distance, as `silhouette`.
+
+    Parameters
+    ----------
+    embeddings : (N, D) array of float
+    n_clusters : int
+        Between 2 and N - 1.
+    sample_size : int, optional
+        Score a random subset of this many samples (sklearn's ``sample_size``).
+    seed : int
+        Seeds KMeans and the subset.
+    """
+    from sklearn.cluster import KMeans
+
+    x = unit_rows(embeddings)
+    if not 2 <= n_clusters < len(x):
+        raise ValueError(f"n_clusters must be between 2 and N - 1 = {len(x) - 1}; got {n_clusters}")
+    clusters = KMeans(n_clusters, n_init=KMEANS_N_INIT, random_state=seed).fit_predict(x)
+    if len(set(clusters.tolist())) < 2:  # every embedding the same direction
+        return float("nan")
+    return float(
+        silhouette_score(x, clusters, metric="cosine", sample_size=sample_size, random_state=seed)
+    )

@@ -11,6 +11,7 @@ from cellbench.evaluate.retrieval import (
     null_average_precision,
     retrieval_map,
     silhouette,
+    silhouette_kmeans,
 )
 
 
@@ -174,6 +175,28 @@ def test_silhouette_sample_is_seeded():
     a = silhouette(x, labels, sample_size=15, seed=3)
     assert a == silhouette(x, labels, sample_size=15, seed=3)
     assert a != silhouette(x, labels, sample_size=15, seed=4)
+
+
+def test_silhouette_kmeans_is_sklearns_silhouette_of_independent_kmeans_labels():
+    from sklearn.cluster import KMeans
+
+    x, labels = clustered(spread=0.4)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for k in (2, 3, 5):
+        clusters = KMeans(k, n_init=10, random_state=7).fit_predict(unit)
+        expected = silhouette_score(unit, clusters, metric="cosine")
+        assert silhouette_kmeans(x, k, seed=7) == pytest.approx(expected, rel=1e-12)
+    # well-separated classes: KMeans finds them, so both silhouettes agree
+    tight, tight_labels = clustered(spread=0.05)
+    assert silhouette_kmeans(tight, 3) == pytest.approx(silhouette(tight, tight_labels), abs=1e-9)
+
+
+def test_silhouette_kmeans_rejects_k_outside_2_to_n_minus_1():
+    x, _ = clustered()
+    with pytest.raises(ValueError, match="n_clusters"):
+        silhouette_kmeans(x, 1)
+    with pytest.raises(ValueError, match="n_clusters"):
+        silhouette_kmeans(x, len(x))
 
 
 def test_benjamini_hochberg_equals_the_step_up_rule():
