@@ -72,6 +72,10 @@ class ResultsPaths:
         """MMD^2 between groups of test cells in a representation model's embeddings (CSV)."""
         return self.model_dir(model, seed) / "mmd.csv"
 
+    def nsc_table(self, model: str, seed: int) -> Path:
+        """Each test treatment's NSC nearest neighbour and MOA in a model's embeddings (CSV)."""
+        return self.model_dir(model, seed) / "nsc.csv"
+
     def model_dir(self, model: str, seed: int) -> Path:
         """Folder of one trained model and its evaluation."""
         return self._inside(self.root / "models" / model / f"seed{seed}", model)

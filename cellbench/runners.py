@@ -192,6 +192,7 @@ def run_evaluate(config: Config, task: str, settings_hash: str) -> dict:
         channels=config.data.channels,
         source=source,
         mmd=config.evaluate.mmd,
+        kmeans_clusters=config.evaluate.kmeans_clusters,
     )
 
 

@@ -334,6 +334,12 @@ class EvaluateConfig(StrictModel):
         default_factory=MMDConfig,
         description="MMD^2 between groups for every embedding model (mmd.csv); null: none",
     )
+    kmeans_clusters: int | None = Field(
+        None,
+        ge=2,
+        description="clusters of the KMeans silhouette of embedding models' test cells "
+        "(silhouette_kmeans); null: the number of classes",
+    )
 
 
 class PublishedResult(StrictModel):

@@ -55,12 +55,16 @@ def evaluate_model(
     channels: list[str],
     source: ModelConfig | None = None,
     mmd: MMDConfig | None = None,
+    kmeans_clusters: int | None = None,
 ) -> dict:
     """Predict every cell, score the test cells, write metrics.json and predictions.parquet.
 
     With ``input: embeddings``, `source` is the embedding model; the classifier is fitted here
     first (`cellbench.evaluate.probe`). With `mmd` (``evaluate.mmd``), a model that gives
     embeddings also gets ``mmd.csv``: MMD^2 between the groups of its test cells.
+    `kmeans_clusters` (``evaluate.kmeans_clusters``) is k of the KMeans silhouette (None: the
+    number of test classes). With compound and MOA metadata, ``nsc.csv`` keeps every test
+    treatment's NSC neighbour.
 
     Returns
     -------
@@ -109,8 +113,10 @@ def evaluate_model(
             predictions[f"probability_{name}"] = probabilities[:, k]
     if embeddings is not None:
         _write_embeddings(predictions, embeddings, paths.embeddings(params.name, seed))
-        result.update(_embedding_metrics(embeddings[test], data.labels[test], seed))
-        result.update(_nsc(data.cells[test], embeddings[test]))
+        result.update(
+            _embedding_metrics(embeddings[test], data.labels[test], seed, kmeans_clusters)
+        )
+        result.update(_nsc(data.cells[test], embeddings[test], paths.nsc_table(params.name, seed)))
         if compare_groups:
             path = paths.mmd_table(params.name, seed)
             result.update(_group_mmd(embeddings[test], groups[test], mmd, seed, path))
@@ -151,12 +157,17 @@ def representation_metrics(
     cells: pd.DataFrame, embeddings: np.ndarray, labels: np.ndarray, seed: int
 ) -> dict:
     """Silhouette, mAP and (with compound and MOA metadata) NSC of a representation."""
-    return {**_embedding_metrics(embeddings, labels, seed), **_nsc(cells, embeddings)}
+    return {**_embedding_metrics(embeddings, labels, seed), **_nsc(cells, embeddings, None)}
 
 
-def _embedding_metrics(embeddings: np.ndarray, labels: np.ndarray, seed: int) -> dict:
-    """Silhouette and mean mAP (copairs' definition) of the test cells' embeddings."""
-    from cellbench.evaluate.retrieval import retrieval_map, silhouette
+def _embedding_metrics(
+    embeddings: np.ndarray, labels: np.ndarray, seed: int, kmeans_clusters: int | None = None
+) -> dict:
+    """Silhouette (true classes and KMeans clusters) and mean mAP of the test cells' embeddings.
+
+    `kmeans_clusters` is k of ``silhouette_kmeans``; None: the number of classes.
+    """
+    from cellbench.evaluate.retrieval import retrieval_map, silhouette, silhouette_kmeans
 
     if len(set(labels)) < 2 or len(labels) < 3:
         return {}
@@ -165,8 +176,16 @@ def _embedding_metrics(embeddings: np.ndarray, labels: np.ndarray, seed: int) ->
         keep = np.sort(rng.choice(len(labels), EMBEDDING_METRIC_CELLS, replace=False))
         embeddings, labels = embeddings[keep], labels[keep]
     _, classes = retrieval_map(embeddings, labels, null_size=MAP_NULL_SIZE, seed=seed)
+    k = len(set(labels)) if kmeans_clusters is None else kmeans_clusters
+    kmeans = {}
+    if k < len(labels):
+        kmeans = {"silhouette_kmeans": silhouette_kmeans(embeddings, k, seed=seed)}
+        kmeans["kmeans_clusters"] = k
+    else:
+        log.warning("no KMeans silhouette: k = %d clusters of %d test cells", k, len(labels))
     return {
         "silhouette": silhouette(embeddings, labels, seed=seed),
+        **kmeans,
         "map": float(classes["mean_average_precision"].mean()),
         "map_per_class": dict(
             zip(classes["label"].astype(str), classes["mean_average_precision"], strict=True)
@@ -178,10 +197,12 @@ def _embedding_metrics(embeddings: np.ndarray, labels: np.ndarray, seed: int) ->
 NSC_COLUMNS = ("Metadata_Compound", "Metadata_Concentration", "Metadata_Moa")
 
 
-def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
+def _nsc(cells: pd.DataFrame, embeddings: np.ndarray, table_path: Path | None) -> dict:
     """NSC accuracy of the test cells' embeddings when cells carry compound and MOA.
 
-    Profiles are well means, then treatment medians (`cellbench.evaluate.nsc`).
+    Profiles are well means, then treatment medians (`cellbench.evaluate.nsc`). With
+    `table_path`, every treatment's nearest neighbour (`NSCResult.neighbours`: compound,
+    concentration, moa, neighbour_*, similarity, correct) is written there as CSV.
     """
     from cellbench.errors import CellbenchError
     from cellbench.evaluate.nsc import nsc_accuracy
@@ -196,6 +217,9 @@ def _nsc(cells: pd.DataFrame, embeddings: np.ndarray) -> dict:
     except CellbenchError as exc:  # e.g. test cells of a single compound
         log.warning("no NSC: %s", exc)
         return {}
+    if table_path is not None:
+        with atomic_path(table_path) as tmp:
+            result.neighbours.to_csv(tmp, index=False)
     return {"nsc": result.accuracy, "nsc_treatments": result.n_treatments}
 
 

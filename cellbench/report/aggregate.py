@@ -42,7 +42,14 @@ ACCURACY_COLUMNS = [
     "macro_f1_mean",
     "majority_rate_mean",
 ]
-REPRESENTATION_METRICS = ["silhouette", "map", "nsc", "mmd2_between", "mmd2_within"]
+REPRESENTATION_METRICS = [
+    "silhouette",
+    "silhouette_kmeans",
+    "map",
+    "nsc",
+    "mmd2_between",
+    "mmd2_within",
+]
 GENERATION_METRICS = ["reconstruction_mse", "ssim", "generated_features_mean_pearson_r"]
 
 
@@ -283,6 +290,13 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
         ("ROC and PR curves", lambda: gallery.class_curve_figures(paths, config.models, seed)),
         ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed)),
         ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label)),
+        ("PCA and t-SNE", lambda: gallery.projection_figures(paths, embedders, seed, label)),
+        ("clustermap", lambda: gallery.clustermap_figures(paths, embedders, seed, label)),
+        ("NSC confusion", lambda: gallery.nsc_confusion_figures(paths, embedders, seed)),
+        (
+            "nearest neighbours",
+            lambda: gallery.neighbour_mosaics(paths, embedders, seed, label, stores),
+        ),
         ("Grad-CAM", lambda: gallery.gradcam_figures(paths, explained, seed)),
         ("VAE latents", lambda: gallery.latent_figures(paths, analysed, seed)),
         ("cells per well", lambda: gallery.plate_heatmap_figures(tables, paths)),
