@@ -100,7 +100,12 @@ def _umap_threads(seed: int | None, n_jobs: int | None) -> int:
 
 
 def embedding_figure(
-    coords: np.ndarray, labels: Sequence, *, title: str = "", point_size: float = 6.0
+    coords: np.ndarray,
+    labels: Sequence,
+    *,
+    title: str = "",
+    point_size: float = 6.0,
+    axis_labels: tuple[str, str] = ("UMAP 1", "UMAP 2"),
 ) -> Figure:
     """Scatter of 2-D coordinates coloured by class, with a legend.
 
@@ -112,6 +117,8 @@ def embedding_figure(
         Class of each point.
     title : str
     point_size : float
+    axis_labels : (str, str)
+        Names of the x and y axes (``"PC1 (23.0%)"`` for PCA, ``"t-SNE 1"``...).
     """
     coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels)
@@ -133,8 +140,8 @@ def embedding_figure(
         )
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("UMAP 1")
-    ax.set_ylabel("UMAP 2")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     ax.set_title(title)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=2)
     fig.tight_layout()

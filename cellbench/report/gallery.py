@@ -225,4 +225,140 @@ def latent_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
         }
         for stem, figure in made.items():
             figures.append(_png(save_figure(figure, paths.report_figure(f"{stem}_{model.name}"))))
+
+
+def _test_embeddings(paths: ResultsPaths, model: str, seed: int) -> pd.DataFrame | None:
+    """The test cells' rows of a model's embeddings.parquet, or None when it is missing."""
+    path = paths.embeddings(model, seed)
+    if not path.exists():
+        return None
+    table = pd.read_parquet(path)
+    return table[table["split"] == "test"].reset_index(drop=True)
+
+
+def _embedding_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith("embedding_")]
+
+
+def projection_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
+    """PCA (explained variance on the axes) and t-SNE of each model's test-cell embeddings.
+
+    At most `UMAP_CELLS` cells, drawn as for the UMAP, so the three pictures show the same cells.
+    """
+    from cellbench.report.figures_embedding import embedding_figure
+    from cellbench.report.figures_representation import (
+        pca_axis_labels,
+        pca_coordinates,
+        tsne_coordinates,
+    )
+
+    figures = []
+    for model in models:
+        table = _test_embeddings(paths, model.name, seed)
+        if table is None or len(table) < 3:
+            continue
+        if len(table) > UMAP_CELLS:
+            table = table.sample(UMAP_CELLS, random_state=seed)
+        x = table[_embedding_columns(table)].to_numpy()
+        labels = table[label].astype(str).to_numpy()
+        coords, explained = pca_coordinates(x)
+        title = f"{model.name}: PCA of test-cell embeddings"
+        pca = embedding_figure(coords, labels, title=title, axis_labels=pca_axis_labels(explained))
+        figures.append(_png(save_figure(pca, paths.report_figure(f"pca_{model.name}"))))
+        title = f"{model.name}: t-SNE of test-cell embeddings"
+        tsne = embedding_figure(
+            tsne_coordinates(x, seed=seed), labels, title=title, axis_labels=("t-SNE 1", "t-SNE 2")
+        )
+        figures.append(_png(save_figure(tsne, paths.report_figure(f"tsne_{model.name}"))))
+    return figures
+
+
+def clustermap_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
+    """Clustered heatmap of each model's per-well mean test embeddings, wells by label."""
+    from cellbench.report.figures_representation import clustermap_figure, well_means
+
+    figures = []
+    for model in models:
+        table = _test_embeddings(paths, model.name, seed)
+        if table is None:
+            continue
+        keys = [c for c in ("Metadata_Plate", "Metadata_Well") if c in table.columns]
+        means = well_means(table, _embedding_columns(table), [*keys, label])
+        if len(means) < 2:
+            continue
+        names = [" ".join(map(str, row)) for row in means[[label, *keys]].to_numpy()]
+        title = f"{model.name}: per-well mean test embeddings"
+        figure = clustermap_figure(means[_embedding_columns(table)].to_numpy(), names, title=title)
+        figures.append(_png(save_figure(figure, paths.report_figure(f"clustermap_{model.name}"))))
+    return figures
+
+
+def nsc_confusion_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
+    """MOA x MOA confusion of each model's NSC assignments (nsc.csv of its evaluate task)."""
+    from cellbench.report.figures_representation import nsc_confusion, nsc_confusion_figure
+
+    figures = []
+    for model in models:
+        path = paths.nsc_table(model.name, seed)
+        if not path.exists():
+            continue
+        counts = nsc_confusion(pd.read_csv(path))
+        title = f"{model.name} (seed {seed}): NSC assignments of test treatments"
+        figure = nsc_confusion_figure(counts, title=title)
+        figures.append(_png(save_figure(figure, paths.report_figure(f"nsc_{model.name}"))))
+    return figures
+
+
+def _read_crops_by_id(stores: list[Path], kind: str, cell_ids: np.ndarray) -> np.ndarray:
+    """(N, C, S, S) crops of the cells `cell_ids`, in that order, from the crop stores."""
+    from cellbench.crops.store import read_cells, read_crops
+
+    crops: dict = {}
+    for store in stores:
+        ids = read_cells(store)["cell_id"].to_numpy()
+        rows = {cid: r for r, cid in enumerate(ids)}
+        wanted = [c for c in dict.fromkeys(cell_ids) if c in rows and c not in crops]
+        if wanted:
+            images, _ = read_crops(store, kind, np.array([rows[c] for c in wanted]))
+            crops.update(zip(wanted, images, strict=True))
+    missing = [c for c in cell_ids if c not in crops]
+    if missing:
+        raise KeyError(f"cells {missing[:3]} are in no crop store of kind {kind!r}")
+    return np.stack([crops[c] for c in cell_ids])
+
+
+def neighbour_mosaics(
+    paths: ResultsPaths, models: list, seed: int, label: str, stores: list[Path], k: int = 6
+) -> list[Path]:
+    """For one test cell per class, its crop and its `k` cosine-nearest test cells' crops."""
+    from cellbench.features.measure import metadata_column
+    from cellbench.report.figures_representation import (
+        choose_queries,
+        nearest_neighbours,
+        neighbour_mosaic_figure,
+    )
+
+    figures = []
+    for model in models:
+        table = _test_embeddings(paths, model.name, seed)
+        kind = getattr(model, "crop_kind", None)
+        if table is None or kind is None or len(table) < 2 or not stores:
+            continue
+        if len(table) > UMAP_CELLS:
+            table = table.sample(UMAP_CELLS, random_state=seed).reset_index(drop=True)
+        labels = table[label].astype(str).to_numpy()
+        queries = choose_queries(labels, seed=seed)
+        neighbours = nearest_neighbours(table[_embedding_columns(table)].to_numpy(), queries, k)
+        shown = np.concatenate([queries[:, None], neighbours], axis=1)
+        cell_ids = table[metadata_column("cell_id")].to_numpy()[shown.ravel()]
+        crops = _read_crops_by_id(stores, kind, cell_ids)
+        local = np.arange(shown.size).reshape(shown.shape)
+        figure = neighbour_mosaic_figure(
+            crops,
+            labels[shown.ravel()],
+            local[:, 0],
+            local[:, 1:],
+            title=f"{model.name}: nearest test cells (cosine) of one query per class",
+        )
+        figures.append(_png(save_figure(figure, paths.report_figure(f"neighbours_{model.name}"))))
     return figures
