@@ -48,6 +48,8 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         assert embeddings["Metadata_CellId"].is_unique
         assert {"split", "Metadata_Condition", "embedding_000"} <= set(embeddings.columns)
         assert -1 <= metrics(paths, model)["silhouette"] <= 1
+        assert -1 <= metrics(paths, model)["silhouette_kmeans"] <= 1
+        assert metrics(paths, model)["kmeans_clusters"] == 3  # the demo's three conditions
         assert 0 < metrics(paths, model)["map"] <= 1
         mmd = pd.read_csv(paths.mmd_table(model, 0))  # between the three conditions
         between = mmd[mmd["group_a"] != mmd["group_b"]]
@@ -105,6 +107,10 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         "latent_interpolation_vae",
         "latent_sensitivity_vae",
         "reconstructions_vae",
+        "pca_resnet",
+        "tsne_vae",
+        "clustermap_resnet",
+        "neighbours_vae",
     ):
         assert any(name.startswith(stem) for name in figures), (stem, figures)
 
