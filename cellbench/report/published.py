@@ -82,7 +82,7 @@ def _published_text(value: float | tuple[float, float]) -> str:
 
 
 def _within(mean: float, pm3se: float, value: float | tuple[float, float]) -> str:
-    """ "yes" / "no" when it can be told, else "" (no result, or one seed against one value)."""
+    """Whether our mean agrees with the published value: "yes", "no", or "" if it cannot tell."""
     if math.isnan(mean):
         return ""
     if isinstance(value, tuple | list):

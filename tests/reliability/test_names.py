@@ -155,8 +155,6 @@ def results_paths_calls(paths: ResultsPaths, name: str) -> dict:
         "mmd_table": lambda: paths.mmd_table(name, seed),
         "predictions": lambda: paths.predictions(name, seed),
         "nsc_table": lambda: paths.nsc_table(name, seed),
-        "mmd_table": lambda: paths.mmd_table(name, seed),
-        "curves": lambda: paths.curves(name, seed),
         "gradcam_maps": lambda: paths.gradcam_maps(name, seed),
         "gradcam_panel": lambda: paths.gradcam_panel(name, seed),
         "latent_usage": lambda: paths.latent_usage(name, seed),
