@@ -112,13 +112,9 @@ class _Split(StrictModel):
         return self.input == "embeddings"
 
 
-class _Inputs(_Split):
-    """What a model reads: features (optionally a subset), a crop kind, or both."""
+class _FeatureChoice(StrictModel):
+    """Which handcrafted feature columns a model reads: by group and region, or by name."""
 
-    input: Literal["features", "crops", "fusion"] = "features"
-    crop_kind: str | None = Field(None, description="crop kind (crops.kinds or precut)")
-    size_px: int = Field(32, ge=8, description="crops are resized to size_px x size_px")
-    normalise: CropNormalise = Field("plate", description="with crops: see the README")
     feature_groups: list[FeatureGroup] | None = Field(None, description="null: every group")
     feature_regions: list[Region] | None = Field(None, description="null: every region")
     feature_columns: list[str] | None = Field(
@@ -130,12 +126,25 @@ class _Inputs(_Split):
     )
 
     @model_validator(mode="after")
-    def _crop_kind_when_crops(self):
+    def _exact_or_by_group(self):
         if self.feature_columns is not None and (self.feature_groups or self.feature_regions):
             raise ValueError(
                 "feature_columns: names the columns exactly; leave feature_groups and "
                 "feature_regions unset with it"
             )
+        return self
+
+
+class _Inputs(_Split, _FeatureChoice):
+    """What a model reads: features (optionally a subset), a crop kind, or both."""
+
+    input: Literal["features", "crops", "fusion"] = "features"
+    crop_kind: str | None = Field(None, description="crop kind (crops.kinds or precut)")
+    size_px: int = Field(32, ge=8, description="crops are resized to size_px x size_px")
+    normalise: CropNormalise = Field("plate", description="with crops: see the README")
+
+    @model_validator(mode="after")
+    def _crop_kind_when_crops(self):
         if self.reads_crops and self.crop_kind is None:
             raise ValueError(f"crop_kind: required with input: {self.input}")
         if self.reads_embeddings and getattr(self, "embedding_model", None) is None:
@@ -286,19 +295,17 @@ class _TorchTraining(_Split, TrainingConfig):
     family = "torch"
 
 
-class MLPModel(_TorchTraining):
+class MLPModel(_TorchTraining, _FeatureChoice):
     """A multilayer perceptron on the handcrafted features."""
 
     name: ModelName
     type: Literal["mlp"] = "mlp"
     input: Literal["features"] = "features"
-    feature_groups: list[FeatureGroup] | None = None
-    feature_regions: list[Region] | None = None
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(0.2, ge=0, lt=1)
 
 
-class ResNetModel(_TorchTraining):
+class ResNetModel(_TorchTraining, _FeatureChoice):
     """ResNet-18 or -50 on crops, with an N-channel first convolution; Grad-CAM in evaluate.
 
     With ``input: fusion`` the head is late fusion of the image embedding and handcrafted
@@ -315,12 +322,6 @@ class ResNetModel(_TorchTraining):
         "crops",
         description="crops; fusion: the image embedding and the cell's standardised "
         "handcrafted features -> one linear layer (late fusion)",
-    )
-    feature_groups: list[FeatureGroup] | None = Field(
-        None, description="with input: fusion, the feature groups fused; null: every group"
-    )
-    feature_regions: list[Region] | None = Field(
-        None, description="with input: fusion, the regions fused; null: every region"
     )
     crop_kind: str
     normalise: CropNormalise = Field(
@@ -443,7 +444,7 @@ class VAEModel(_TorchTraining):
         return values
 
 
-class CP2ImageModel(_TorchTraining):
+class CP2ImageModel(_TorchTraining, _FeatureChoice):
     """A generator from a cell's feature vector to its crop (pixel loss, optional GAN term)."""
 
     gives_crops = True  # crops generated from features
@@ -456,8 +457,6 @@ class CP2ImageModel(_TorchTraining):
         "plate", description="crop intensities to [0, 1] per channel, when read (see README)"
     )
     size_px: int = Field(32, ge=8)
-    feature_groups: list[FeatureGroup] | None = None
-    feature_regions: list[Region] | None = None
     feature_matching: bool = Field(False, description="add discriminator feature matching")
 
 
