@@ -21,9 +21,10 @@ STUDIES = sorted((REPO / "configs" / "studies").glob("*.yaml"))
 
 
 def reduced(path, results_root) -> dict:
-    """The study's config with every PyTorch model trained for one epoch."""
+    """The study's config with one seed (one fold) and every PyTorch model trained 1 epoch."""
     raw = yaml.safe_load(path.read_text())
     raw["results_root"] = str(results_root)
+    raw["seeds"] = raw["seeds"][:1]
     for model in raw["models"]:
         if "epochs" in model:
             model["epochs"] = 1
@@ -44,7 +45,13 @@ def test_study_runs_end_to_end_at_a_reduced_size(path, tmp_path):
         assert 0 <= metrics["accuracy"] <= 1, model.name
         if model.type == "vae":
             assert {"silhouette", "map", "reconstruction_mse"} <= set(metrics), model.name
+            assert paths.latent_usage(model.name, config.seeds[0]).exists(), model.name
+        if model.gives_embeddings:
+            assert -1 <= metrics["silhouette_kmeans"] <= 1, model.name
     assert (paths.report_dir / "index.html").stat().st_size > 0
+    if config.report.published:
+        published = (paths.report_dir / "published_vs_ours.csv").read_text().splitlines()
+        assert len(published) == 1 + len(config.report.published)
 
 
 def test_the_vae_study_uses_the_studys_settings():
@@ -66,3 +73,41 @@ def test_the_vae_study_uses_the_studys_settings():
         assert model.normalise == "minmax" and model.size_px == 68
         assert model.logvar_clamp == (-6.0, 3.0) and model.gradient_clip == 1.0
         assert model.adversarial == (model.preset == "vae_plus")
+
+
+def test_the_perturbation_study_uses_the_studys_settings():
+    raw = yaml.safe_load((REPO / "configs" / "studies" / "perturbation.yaml").read_text())
+    raw["results_root"] = "unused"
+    if not (default_data_root() / "bbbc021").is_dir():
+        pytest.skip("BBBC021 not in $CELLBENCH_DATA")
+    config = config_from_dict(raw)
+    assert (config.split.by, config.split.folds, config.split.fold_seed) == ("cell", 5, 42)
+    assert config.seeds == [0, 1, 2, 3, 4]  # one per fold
+    models = {m.name: m for m in config.models}
+    for name in ("lr_pixels", "lr_pixels_fused"):
+        lr = models[name]
+        assert (lr.pca_method, lr.pca_components, lr.pca_batch_size) == ("incremental", 100, 256)
+        assert lr.size_px == 64
+    assert models["lr_pixels_fused"].input == "fusion"
+    assert len(models["lr_pixels_fused"].feature_columns) == 3
+    cnn, fused = models["resnet18"], models["resnet18_fusion"]
+    assert (cnn.depth, cnn.optimizer, cnn.learning_rate, cnn.batch_size, cnn.epochs) == (
+        18,
+        "adam",
+        1e-4,
+        16,
+        3,
+    )
+    assert (cnn.gradcam_layer, cnn.gradcam_target) == ("layer4", "predicted")
+    assert fused.input == "fusion" and fused.feature_columns == lr.feature_columns
+    vae = models["vae"]
+    assert (vae.depth, vae.width, vae.max_width, vae.latent_size, vae.decoder) == (
+        5,
+        32,
+        512,
+        32,
+        "bernoulli",
+    )
+    assert config.evaluate.kmeans_clusters == 2
+    published = {(p.model, p.metric) for p in config.report.published}
+    assert ("lr_pixels", "accuracy") in published and ("resnet18", "silhouette_kmeans") in published
