@@ -225,6 +225,7 @@ def latent_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
         }
         for stem, figure in made.items():
             figures.append(_png(save_figure(figure, paths.report_figure(f"{stem}_{model.name}"))))
+    return figures
 
 
 def _test_embeddings(paths: ResultsPaths, model: str, seed: int) -> pd.DataFrame | None:
