@@ -213,6 +213,10 @@ def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_mod
     assert task_hash(changed, "evaluate", "vae.seed0") != task_hash(config, "evaluate", "vae.seed0")
     assert task_hash(changed, "evaluate", "rf.seed0") == task_hash(config, "evaluate", "rf.seed0")
     assert task_hash(changed, "train", "vae.seed0") == task_hash(config, "train", "vae.seed0")
+    several = ["Metadata_Compound+Metadata_Concentration", "label", "label"]
+    raw["evaluate"] = {"mmd": {"group_by": several}}
+    groupings = config_from_dict(raw).evaluate.mmd.groupings
+    assert groupings == ["Metadata_Compound+Metadata_Concentration", "label"]  # once each
     raw["evaluate"] = {"mmd": None}
     off = config_from_dict(raw)
     assert off.evaluate.mmd is None
@@ -220,6 +224,8 @@ def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_mod
 
     for bad, key in [
         ({"group_by": "Compound"}, "evaluate.mmd.group_by"),
+        ({"group_by": []}, "evaluate.mmd.group_by"),
+        ({"group_by": ["label", "Metadata_Compound+Dose"]}, "evaluate.mmd.group_by"),
         ({"multipliers": [1.0, -0.5]}, "evaluate.mmd.multipliers"),
         ({"multipliers": []}, "evaluate.mmd.multipliers"),
         ({"max_cells": 1}, "evaluate.mmd.max_cells"),

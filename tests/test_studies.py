@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -46,6 +47,10 @@ def test_study_runs_end_to_end_at_a_reduced_size(path, tmp_path):
         if model.type == "vae":
             assert {"silhouette", "map", "reconstruction_mse"} <= set(metrics), model.name
             assert paths.latent_usage(model.name, config.seeds[0]).exists(), model.name
+            groupings = config.evaluate.mmd.groupings
+            assert metrics["mmd_groupings"] == groupings, model.name
+            mmd = pd.read_csv(paths.mmd_table(model.name, config.seeds[0]))
+            assert list(dict.fromkeys(mmd["grouping"])) == groupings, model.name
         if model.gives_embeddings:
             assert -1 <= metrics["silhouette_kmeans"] <= 1, model.name
     assert (paths.report_dir / "index.html").stat().st_size > 0
@@ -73,6 +78,9 @@ def test_the_vae_study_uses_the_studys_settings():
         assert model.normalise == "minmax" and model.size_px == 68
         assert model.logvar_clamp == (-6.0, 3.0) and model.gradient_clip == 1.0
         assert model.adversarial == (model.preset == "vae_plus")
+    treatment = "Metadata_Compound+Metadata_Concentration"
+    assert config.evaluate.mmd.groupings == [treatment, "label"]
+    assert config.evaluate.mmd.multipliers == [0.5, 1.0, 1.5, 2.0]
 
 
 def test_the_perturbation_study_uses_the_studys_settings():

@@ -303,20 +303,35 @@ class KLPair(StrictModel):
     per: str = Field("cell", description="cell, or a /cells column to group by (e.g. well)")
 
 
+MMDGrouping = Annotated[str, Field(pattern=r"^(label|Metadata_\w+(\+Metadata_\w+)*)$")]
+
+
 class MMDConfig(StrictModel):
     """MMD^2 between groups of test cells in each embedding model's embeddings.
 
     The kernel is the sum of Gaussian kernels of widths sigma x each multiplier, sigma being
     the median distance between the embedded test cells (median heuristic);
-    `cellbench.evaluate.distributions.group_mmd` has the details.
+    `cellbench.evaluate.distributions.group_mmd` has the details. Several groupings (e.g. per
+    treatment and per mechanism) are measured in one run and written to one ``mmd.csv``, its
+    ``grouping`` column naming each.
     """
 
-    group_by: str | None = Field(
+    group_by: MMDGrouping | Annotated[list[MMDGrouping], Field(min_length=1)] | None = Field(
         None,
-        pattern=r"^Metadata_\w+$",
-        description="the metadata column whose values are the groups (e.g. "
-        "Metadata_Compound); null: the label column",
+        description="what the groups are: `label` (the label column), a metadata column "
+        "(e.g. Metadata_Compound), columns joined by + (Metadata_Compound+"
+        "Metadata_Concentration: one group per treatment), or a list of these, one table "
+        "each; null: the label column",
     )
+
+    @property
+    def groupings(self) -> list[str]:
+        """Each grouping measured, in order: ``label`` or metadata column(s) joined by +."""
+        if self.group_by is None:
+            return ["label"]
+        chosen = [self.group_by] if isinstance(self.group_by, str) else self.group_by
+        return list(dict.fromkeys(chosen))
+
     multipliers: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 1.5, 2.0],
         min_length=1,

@@ -355,6 +355,14 @@ def group_mmd(
     return pd.DataFrame(rows, columns=MMD_COLUMNS)
 
 
+def mmd_slug(grouping: str) -> str:
+    """A grouping of `MMDConfig.groupings` as a name part, e.g. in a figure's file name.
+
+    ``Metadata_Compound+Metadata_Concentration`` -> ``compound_concentration``.
+    """
+    return "_".join(c.removeprefix("Metadata_").lower() for c in grouping.split("+"))
+
+
 def mmd_summary(table: pd.DataFrame) -> dict:
     """Mean MMD^2 between different groups and within groups (halves) of a `group_mmd` table.
 

@@ -83,7 +83,7 @@ def evaluate_model(
     split = data.cells[CELL_ID].map(split_table.set_index("cell_id")[SPLIT_COLUMN]).to_numpy()
     test = split == TEST
     compare_groups = mmd is not None and params.gives_embeddings
-    groups = _mmd_groups(data, mmd.group_by) if compare_groups else None  # a bad key fails now
+    groups = _mmd_groups(data, mmd.groupings) if compare_groups else None  # bad keys fail now
     result: dict = {"model": params.name, "type": params.type, "input": _input_name(params)}
     result["seed"] = seed
     predictions = data.cells.copy()
@@ -119,7 +119,8 @@ def evaluate_model(
         result.update(_nsc(data.cells[test], embeddings[test], paths.nsc_table(params.name, seed)))
         if compare_groups:
             path = paths.mmd_table(params.name, seed)
-            result.update(_group_mmd(embeddings[test], groups[test], mmd, seed, path))
+            test_groups = {name: values[test] for name, values in groups.items()}
+            result.update(_group_mmd(embeddings[test], test_groups, mmd, seed, path))
     if params.gives_crops:
         make = partial(model.reconstruct, params, data, seed=seed, paths=paths)  # make(rows)
         result.update(_reconstruction(data, make, test, channels, params.reads_features))
@@ -223,43 +224,71 @@ def _nsc(cells: pd.DataFrame, embeddings: np.ndarray, table_path: Path | None) -
     return {"nsc": result.accuracy, "nsc_treatments": result.n_treatments}
 
 
-def _mmd_groups(data: ModelData, group_by: str | None) -> np.ndarray:
-    """Each cell's group for MMD: its label, or the value of the `group_by` metadata column."""
-    if group_by is None:
-        return np.asarray(data.labels)
-    if group_by not in data.cells.columns:
-        metadata = sorted(c for c in data.cells.columns if c.startswith("Metadata_"))
-        raise CellbenchError(
-            f"evaluate.mmd.group_by: the cells have no column {group_by!r}; columns: {metadata}"
-        )
-    return data.cells[group_by].to_numpy()
+def _mmd_groups(data: ModelData, groupings: list[str]) -> dict[str, np.ndarray]:
+    """Each cell's group under each grouping (`MMDConfig.groupings`).
+
+    ``label`` gives the label; a metadata column its values; columns joined by ``+`` their
+    values joined by `` @ `` (compound @ concentration: the treatment). A cell missing any
+    of the columns' values has no group (None).
+    """
+    groups = {}
+    for grouping in groupings:
+        if grouping == "label":
+            groups[grouping] = np.asarray(data.labels, dtype=object)
+            continue
+        columns = grouping.split("+")
+        missing = [c for c in columns if c not in data.cells.columns]
+        if missing:
+            metadata = sorted(c for c in data.cells.columns if c.startswith("Metadata_"))
+            raise CellbenchError(
+                f"evaluate.mmd.group_by: the cells have no column {missing[0]!r}; "
+                f"columns: {metadata}"
+            )
+        values = data.cells[columns]
+        joined = values.astype(str).agg(" @ ".join, axis=1).to_numpy(dtype=object)
+        joined[values.isna().any(axis=1).to_numpy()] = None
+        groups[grouping] = joined
+    return groups
 
 
 def _group_mmd(
-    embeddings: np.ndarray, groups: np.ndarray, settings: MMDConfig, seed: int, path: Path
+    embeddings: np.ndarray,
+    groups: dict[str, np.ndarray],
+    settings: MMDConfig,
+    seed: int,
+    path: Path,
 ) -> dict:
     """MMD^2 between every two groups of test cells (and within each), written to `path`.
 
-    Returns the summary for metrics.json (`cellbench.evaluate.distributions.mmd_summary`).
+    One table per grouping, stacked with its name in the ``grouping`` column. Returns the
+    summary for metrics.json (`cellbench.evaluate.distributions.mmd_summary`): the first
+    grouping's under the plain keys (``mmd2_between`` ...), each other's with its
+    `mmd_slug` appended (``mmd2_between_moa``).
     """
-    from cellbench.evaluate.distributions import MMD_COLUMNS, group_mmd, mmd_summary
+    from cellbench.evaluate.distributions import MMD_COLUMNS, group_mmd, mmd_slug, mmd_summary
 
-    keep = pd.notna(groups)
-    try:
-        table = group_mmd(
-            embeddings[keep],
-            groups[keep],
-            multipliers=settings.multipliers,
-            n_bootstrap=settings.n_bootstrap,
-            max_cells=settings.max_cells,
-            seed=[settings.seed, seed],
-        )
-    except ValueError as exc:  # e.g. every embedding the same, or fewer than 2 test cells
-        log.warning("no MMD: %s", exc)
-        table = pd.DataFrame(columns=MMD_COLUMNS)
+    tables, summary = [], {}
+    for k, (grouping, values) in enumerate(groups.items()):
+        keep = pd.notna(values)
+        try:
+            table = group_mmd(
+                embeddings[keep],
+                values[keep],
+                multipliers=settings.multipliers,
+                n_bootstrap=settings.n_bootstrap,
+                max_cells=settings.max_cells,
+                seed=[settings.seed, seed],
+            )
+        except ValueError as exc:  # e.g. every embedding the same, or fewer than 2 test cells
+            log.warning("no MMD by %s: %s", grouping, exc)
+            table = pd.DataFrame(columns=MMD_COLUMNS)
+        tables.append(table.assign(grouping=grouping)[["grouping", *MMD_COLUMNS]])
+        suffix = "" if k == 0 else f"_{mmd_slug(grouping)}"
+        summary.update({f"{key}{suffix}": v for key, v in mmd_summary(table).items()})
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return mmd_summary(table)
+        pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
+    summary["mmd_groupings"] = list(groups)
+    return summary
 
 
 def _reconstruction(

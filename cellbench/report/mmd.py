@@ -2,7 +2,9 @@
 
 The evaluate stage writes ``mmd.csv`` per model and seed
 (`cellbench.evaluate.distributions.group_mmd`); the report averages each pair of groups over
-the seeds into the table ``mmd_<model>`` and draws it as a heatmap ``mmd_<model>.png``.
+the seeds into the table ``mmd_<model>`` and draws each grouping as a heatmap:
+``mmd_<model>.png`` for the first grouping of ``evaluate.mmd.group_by``, ``mmd_<model>_<slug>.png``
+for each other (``mmd_vae_moa.png``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellbench.evaluate.distributions import mmd_slug
 from cellbench.paths import ResultsPaths
 from cellbench.report.figures import mmd_heatmap_figure, save_figure
 
@@ -24,21 +27,27 @@ def mmd_across_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
     Parameters
     ----------
     tables : list of DataFrame
-        One `group_mmd` table per seed (``group_a``, ``group_b``, ``mmd2``, ``ci_low``,
-        ``ci_high``, ``n_a``, ``n_b``, ``sigma``).
+        One table per seed as the evaluate stage writes it: ``grouping`` (absent in files
+        written before groupings existed: ``label``), then `group_mmd`'s columns
+        (``group_a``, ``group_b``, ``mmd2``, ``ci_low``, ``ci_high``, ``n_a``, ``n_b``,
+        ``sigma``).
 
     Returns
     -------
     DataFrame
-        One row per pair (within-group rows too): ``group_a``, ``group_b``, ``n_seeds``,
+        One row per grouping and pair (within-group rows too): ``grouping``, ``group_a``,
+        ``group_b``, ``n_seeds``,
         ``mmd2_mean``, ``mmd2_sd`` (NaN with one seed), ``ci_low_mean``, ``ci_high_mean``,
         ``n_a``, ``n_b`` (mean cells compared), ``sigma_mean``.
     """
     filled = [t for t in tables if len(t)]
     if not filled:
         return pd.DataFrame()
-    frame = pd.concat(filled, ignore_index=True).astype({"group_a": str, "group_b": str})
-    table = frame.groupby(["group_a", "group_b"], sort=True).agg(
+    frame = pd.concat(
+        [t if "grouping" in t else t.assign(grouping="label") for t in filled], ignore_index=True
+    ).astype({"grouping": str, "group_a": str, "group_b": str})
+    order = {g: k for k, g in enumerate(dict.fromkeys(frame["grouping"]))}  # as configured
+    table = frame.groupby(["grouping", "group_a", "group_b"], sort=True).agg(
         n_seeds=("mmd2", "size"),
         mmd2_mean=("mmd2", "mean"),
         mmd2_sd=("mmd2", "std"),
@@ -48,7 +57,9 @@ def mmd_across_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
         n_b=("n_b", "mean"),
         sigma_mean=("sigma", "mean"),
     )
-    return table.reset_index()
+    table = table.reset_index()
+    table = table.sort_values("grouping", key=lambda g: g.map(order), kind="stable")
+    return table.reset_index(drop=True)
 
 
 def mmd_report(
@@ -59,8 +70,9 @@ def mmd_report(
     Returns
     -------
     dict of str to DataFrame, list of Path
-        Tables named ``mmd <model>`` (the report writes them as ``mmd_<model>.csv``) and the
-        heatmaps' PNG files; a model without any ``mmd.csv`` (or only empty ones) has neither.
+        Tables named ``mmd <model>`` (the report writes them as ``mmd_<model>.csv``), every
+        grouping in one, and the heatmaps' PNG files, one per grouping; a model without any
+        ``mmd.csv`` (or only empty ones) has neither.
     """
     tables, figures = {}, []
     for model in models:
@@ -73,17 +85,21 @@ def mmd_report(
         if table.empty:
             continue
         tables[f"mmd {model.name}"] = table
-        title = f"{model.name}: MMD$^2$ between groups of test cells ({len(read)} seed(s))"
-        try:
-            written = save_figure(
-                mmd_heatmap_figure(table, title=title), paths.report_figure(f"mmd_{model.name}")
-            )
-        except OSError:
-            raise
-        except Exception as exc:  # one figure never fails the report
-            log.warning(
-                "report: no MMD heatmap of %s (%s: %s)", model.name, type(exc).__name__, exc
-            )
-            continue
-        figures += [p for p in written if p.suffix == ".png"]
+        for k, (grouping, pairs) in enumerate(table.groupby("grouping", sort=False)):
+            stem = f"mmd_{model.name}" if k == 0 else f"mmd_{model.name}_{mmd_slug(grouping)}"
+            by = "" if grouping == "label" else f" by {grouping.replace('Metadata_', '')}"
+            title = f"{model.name}: MMD$^2$ between groups of test cells{by} ({len(read)} seed(s))"
+            figures += _heatmap(pairs, title, paths.report_figure(stem), model.name)
     return tables, figures
+
+
+def _heatmap(pairs: pd.DataFrame, title: str, stem: Path, model: str) -> list[Path]:
+    """The heatmap's PNG, or nothing (logged) when it cannot be drawn."""
+    try:
+        written = save_figure(mmd_heatmap_figure(pairs, title=title), stem)
+    except OSError:
+        raise
+    except Exception as exc:  # one figure never fails the report
+        log.warning("report: no MMD heatmap of %s (%s: %s)", model, type(exc).__name__, exc)
+        return []
+    return [p for p in written if p.suffix == ".png"]

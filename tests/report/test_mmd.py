@@ -107,3 +107,23 @@ def test_the_report_page_holds_each_models_mmd_table_and_heatmap(tmp_path):
     build_report(config, [], pd.DataFrame())
     assert 'id="table-mmd-vae"' not in (report / "index.html").read_text()
     assert not (report / "mmd_vae.png").exists()
+
+
+def test_each_grouping_gets_its_heatmap_and_old_tables_read_as_the_label(tmp_path):
+    paths = ResultsPaths(tmp_path)
+    path = paths.mmd_table("vae", 0)
+    path.parent.mkdir(parents=True)
+    by_moa = seed_table(1).assign(group_a=lambda t: "moa " + t.group_a)
+    by_moa["group_b"] = "moa " + by_moa["group_b"]
+    table = pd.concat(
+        [seed_table(0).assign(grouping="label"), by_moa.assign(grouping="Metadata_Moa")]
+    )
+    table.to_csv(path, index=False)
+    tables, figures = mmd_report(paths, [VAEModel(name="vae", crop_kind="whole_cell")], seeds=[0])
+    assert [p.name for p in figures] == ["mmd_vae.png", "mmd_vae_moa.png"]
+    merged = tables["mmd vae"]
+    assert list(dict.fromkeys(merged["grouping"])) == ["label", "Metadata_Moa"]
+    assert set(merged.loc[merged.grouping == "Metadata_Moa", "group_a"]) == {"moa ctrl", "moa drug"}
+
+    old = mmd_across_seeds([seed_table(0)])  # written before groupings: no grouping column
+    assert set(old["grouping"]) == {"label"} and len(old) == 3
