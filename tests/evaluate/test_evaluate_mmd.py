@@ -14,7 +14,8 @@ from cellbench.paths import ResultsPaths
 from tests.models.test_registry import tiny_data, tiny_entry
 
 
-def test_mmd_groups_follow_group_by_and_a_missing_column_is_named(tmp_path, monkeypatch):
+def trained_vae(tmp_path, monkeypatch):
+    """A tiny VAE trained on `tiny_data` (split by well), its paths and evaluate's file args."""
     data = tiny_data()
     monkeypatch.setattr("cellbench.models.train.load_model_data", lambda *a, **k: data)
     monkeypatch.setattr("cellbench.evaluate.run.load_model_data", lambda *a, **k: data)
@@ -24,6 +25,11 @@ def test_mmd_groups_follow_group_by_and_a_missing_column_is_named(tmp_path, monk
     inputs = {"feature_tables": [], "crop_stores": []}
     train_model(params, split, "condition", 0, paths, settings_hash="t", **inputs)
     files = {**inputs, "channels": ["DNA", "actin"]}
+    return params, paths, files
+
+
+def test_mmd_groups_follow_group_by_and_a_missing_column_is_named(tmp_path, monkeypatch):
+    params, paths, files = trained_vae(tmp_path, monkeypatch)
 
     by_well = MMDConfig(group_by="Metadata_Well", n_bootstrap=3)
     evaluate_model(params, "condition", 0, paths, mmd=by_well, **files)
@@ -46,15 +52,7 @@ def test_mmd_groups_follow_group_by_and_a_missing_column_is_named(tmp_path, monk
 
 
 def test_several_groupings_share_one_table_and_columns_join_into_one_group(tmp_path, monkeypatch):
-    data = tiny_data()
-    monkeypatch.setattr("cellbench.models.train.load_model_data", lambda *a, **k: data)
-    monkeypatch.setattr("cellbench.evaluate.run.load_model_data", lambda *a, **k: data)
-    params = tiny_entry("vae")
-    paths = ResultsPaths(tmp_path)
-    split = SplitConfig(by="well", test_fraction=0.25, val_fraction=0.25)
-    inputs = {"feature_tables": [], "crop_stores": []}
-    train_model(params, split, "condition", 0, paths, settings_hash="t", **inputs)
-    files = {**inputs, "channels": ["DNA", "actin"]}
+    params, paths, files = trained_vae(tmp_path, monkeypatch)
 
     groupings = ["label", "Metadata_Plate+Metadata_Well", "Metadata_Well"]
     evaluate_model(params, "condition", 0, paths, mmd=MMDConfig(group_by=groupings), **files)
