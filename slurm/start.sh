@@ -180,6 +180,8 @@ MinJobAge=300
 KillWait=5
 OverTimeLimit=0
 ReturnToService=2
+# 0: the node is never set DOWN for a late slurmd answer (a paused test VM would lose its jobs)
+SlurmdTimeout=0
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid

@@ -162,7 +162,8 @@ def test_train_and_evaluate_stages_reach_every_type(tmp_path, monkeypatch, data,
         assert "silhouette" in result
         # MMD^2 between the classes of the test cells, and within each class
         table = pd.read_csv(paths.mmd_table(params.name, 0))
-        assert list(table.columns) == MMD_COLUMNS and len(table) > 0
+        assert list(table.columns) == ["grouping", *MMD_COLUMNS] and len(table) > 0
+        assert set(table.grouping) == {"label"}  # the default grouping
         test_classes = set(embeddings.loc[embeddings["split"] == "test", "Metadata_Condition"])
         assert set(table.group_a) | set(table.group_b) == test_classes
         assert (table.ci_low <= table.ci_high).all() and table.sigma.gt(0).all()
