@@ -247,6 +247,33 @@ def parse_well(well: str) -> tuple[int, int]:
     return ord(match.group(1).upper()) - ord("A"), int(match.group(2)) - 1
 
 
+def _plate_grid(counts: Mapping[str, float]) -> np.ndarray:
+    """(rows, columns) values on the plate grid from row A and column 1; NaN where absent."""
+    if len(counts) == 0:
+        raise ValueError("counts is empty: no well to draw")
+    cells = {parse_well(well): float(value) for well, value in counts.items()}
+    grid = np.full((max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1), np.nan)
+    for (r, c), value in cells.items():
+        grid[r, c] = value
+    return grid
+
+
+def _draw_plate(ax, grid: np.ndarray, vmax: float, *, annotate: bool, fontsize: float = 7):
+    """One plate grid on `ax`, coloured on [0, vmax]; returns the image for a colour bar."""
+    n_rows, n_cols = grid.shape
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=vmax)
+    ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)])
+    ax.set_yticks(range(n_rows), [chr(ord("A") + r) for r in range(n_rows)])
+    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
+    if annotate:
+        for r, c in zip(*np.nonzero(np.isfinite(grid)), strict=True):
+            colour = "black" if grid[r, c] > 0.6 * vmax else "white"
+            ax.text(
+                c, r, f"{grid[r, c]:g}", ha="center", va="center", color=colour, fontsize=fontsize
+            )
+    return image
+
+
 def plate_heatmap_figure(counts: Mapping[str, float], *, title: str = "cells per well") -> Figure:
     """Heatmap of a value per well (e.g. cells per well) on the plate grid.
 
@@ -259,27 +286,61 @@ def plate_heatmap_figure(counts: Mapping[str, float], *, title: str = "cells per
         Well name (``"B03"``) to value; a pandas Series indexed by well works.
     title : str
     """
-    if len(counts) == 0:
-        raise ValueError("counts is empty: no well to draw")
-    cells = {parse_well(well): float(value) for well, value in counts.items()}
-    n_rows = max(r for r, _ in cells) + 1
-    n_cols = max(c for _, c in cells) + 1
-    grid = np.full((n_rows, n_cols), np.nan)
-    for (r, c), value in cells.items():
-        grid[r, c] = value
+    grid = _plate_grid(counts)
+    n_rows, n_cols = grid.shape
     fig, ax = plt.subplots(figsize=(1.5 + 0.55 * n_cols, 1.0 + 0.5 * n_rows))
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis")
-    ax.set_xticks(range(n_cols), [str(c + 1) for c in range(n_cols)])
-    ax.set_yticks(range(n_rows), [chr(ord("A") + r) for r in range(n_rows)])
-    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
-    if n_rows * n_cols <= 96:
-        high = np.nanmax(grid)
-        for (r, c), value in cells.items():
-            colour = "black" if value > 0.6 * high else "white"
-            ax.text(c, r, f"{value:g}", ha="center", va="center", color=colour, fontsize=7)
+    image = _draw_plate(ax, grid, np.nanmax(grid), annotate=n_rows * n_cols <= 96)
     fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+def plate_heatmaps_figure(
+    counts_by_plate: Mapping[str, Mapping[str, float]],
+    *,
+    title: str = "cells per well",
+    columns: int = 4,
+) -> Figure:
+    """Heatmaps of a value per well for several plates, one panel each, on one colour scale.
+
+    One figure for many plates: drawing and saving one figure per plate took over a minute
+    for BBBC021's 55 plates. Every panel spans the rows and columns present on any plate.
+
+    Parameters
+    ----------
+    counts_by_plate : mapping of str to mapping of str to number
+        Plate name to its ``{well: value}``.
+    title : str
+    columns : int
+        Panels per row.
+    """
+    if len(counts_by_plate) == 0:
+        raise ValueError("counts_by_plate is empty: no plate to draw")
+    grids = {plate: _plate_grid(counts) for plate, counts in counts_by_plate.items()}
+    n_rows = max(g.shape[0] for g in grids.values())
+    n_cols = max(g.shape[1] for g in grids.values())
+    vmax = max(np.nanmax(g) for g in grids.values())
+    columns = min(columns, len(grids))
+    rows = -(-len(grids) // columns)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(1 + columns * (0.3 + 0.22 * n_cols), 0.6 + rows * (0.4 + 0.22 * n_rows)),
+        squeeze=False,
+        layout="constrained",
+    )
+    image = None
+    for ax, (plate, grid) in zip(axes.flat, grids.items(), strict=False):
+        padded = np.full((n_rows, n_cols), np.nan)
+        padded[: grid.shape[0], : grid.shape[1]] = grid
+        image = _draw_plate(ax, padded, vmax, annotate=n_rows * n_cols <= 24, fontsize=5)
+        ax.tick_params(labelsize=5)
+        ax.set_title(plate, fontsize=7)
+    for ax in axes.flat[len(grids) :]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, shrink=0.6)
+    fig.suptitle(title)
     return fig
 
 

@@ -19,7 +19,7 @@ from cellbench.report.figures import (
     class_curves_figure,
     confusion_figure,
     gradcam_stats_figure,
-    plate_heatmap_figure,
+    plate_heatmaps_figure,
     save_figure,
     training_curves_figure,
 )
@@ -167,15 +167,27 @@ def segmentation_figure(config, plate: str, n_fields: int = 3) -> list[Path]:
     return [_png(save_figure(figure, paths.report_figure(f"segmentation_{plate}")))]
 
 
+PLATES_PER_HEATMAP = 24  # panels in one cells-per-well figure
+
+
 def plate_heatmap_figures(feature_tables: list[Path], paths: ResultsPaths) -> list[Path]:
-    """Cells per well of each plate (from its feature table)."""
-    figures = []
+    """Cells per well of every plate (from its feature table), 24 plates to a figure.
+
+    ``cells_per_well.png`` when one figure holds them all, else ``cells_per_well_1.png``...
+    """
+    counts = {}
     for table_path in feature_tables:
         wells = pd.read_parquet(table_path, columns=["Metadata_Well"])["Metadata_Well"]
-        counts = wells.astype(str).value_counts().to_dict()
-        figure = plate_heatmap_figure(counts, title=f"cells per well, {table_path.stem}")
-        stem = paths.report_figure(f"cells_per_well_{table_path.stem}")
-        figures.append(_png(save_figure(figure, stem)))
+        if len(wells):
+            counts[table_path.stem] = wells.astype(str).value_counts().to_dict()
+    plates = sorted(counts)
+    chunks = [plates[i : i + PLATES_PER_HEATMAP] for i in range(0, len(plates), PLATES_PER_HEATMAP)]
+    figures = []
+    for k, chunk in enumerate(chunks, start=1):
+        suffix = "" if len(chunks) == 1 else f"_{k}"
+        title = "cells per well" + ("" if len(chunks) == 1 else f" ({k} of {len(chunks)})")
+        figure = plate_heatmaps_figure({p: counts[p] for p in chunk}, title=title)
+        figures.append(_png(save_figure(figure, paths.report_figure(f"cells_per_well{suffix}"))))
     return figures
 
 

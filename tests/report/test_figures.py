@@ -11,6 +11,7 @@ from cellbench.report.figures import (
     kl_histogram_figure,
     parse_well,
     plate_heatmap_figure,
+    plate_heatmaps_figure,
     save_figure,
     training_curves_figure,
 )
@@ -92,6 +93,21 @@ def test_plate_heatmap_is_sized_to_the_wells_present(tmp_path):
     assert parse_well("P24") == (15, 23)
     with pytest.raises(ValueError, match="'Q01' is not a plate well"):
         parse_well("Q01")
+
+
+def test_plates_share_one_figure_and_one_colour_scale(tmp_path):
+    counts = {"P1": {"A01": 4, "B02": 8}, "P2": {"A03": 2}, "P3": {"A01": 1}}
+    fig = plate_heatmaps_figure(counts, columns=2)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["P1", "P2", "P3"]
+    assert {ax.images[0].get_array().shape for ax in panels} == {(2, 3)}  # the union grid
+    assert {ax.images[0].get_clim() for ax in panels} == {(0, 8)}
+    second = panels[1].images[0].get_array()
+    assert second[0, 2] == 2 and np.ma.is_masked(second[0, 0])
+    assert sum(not ax.axison for ax in fig.axes) == 1  # the fourth panel is blank
+    assert_written(save_figure(fig, tmp_path / "plates"), tmp_path / "plates")
+    with pytest.raises(ValueError, match="no plate"):
+        plate_heatmaps_figure({})
 
 
 def test_umap_embedding_is_seeded_and_plotted(tmp_path, crops):
