@@ -301,8 +301,46 @@ class MLPModel(_TorchTraining, _FeatureChoice):
     name: ModelName
     type: Literal["mlp"] = "mlp"
     input: Literal["features"] = "features"
+    class_weight: ClassVar[Literal["balanced"] | None] = "balanced"  # always weighted
+
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class LogisticRegressionTorchModel(_TorchTraining, _FeatureChoice):
+    """Multinomial logistic regression in PyTorch: one linear layer, cross-entropy.
+
+    The background-confound study's classifier of PIFiA features (its ``train_lr.py``:
+    ``nn.Linear(64, 15)``, plain cross-entropy, Adam at 1e-3, batches of 128, 5 epochs), on
+    features imputed and standardised inside the saved model. It is the ``mlp`` network
+    without hidden layers, trained by the same loop; unlike ``mlp`` it gives the softmax
+    class probabilities, so it can be one side of a ``report.kl_pairs`` entry.
+    """
+
+    gives_probabilities = True  # softmax of the logits
+
+    hidden: ClassVar[list[int]] = []  # no hidden layer: logits = W x + b
+    dropout: ClassVar[float] = 0.0
+
+    name: ModelName
+    type: Literal["logistic_regression_torch"] = "logistic_regression_torch"
+    input: Literal["features"] = "features"
+    epochs: int = Field(5, ge=1, description="the study's 5 epochs")
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, description="the study's Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="the study: none")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    scheduler: Literal["plateau", "cosine", "none"] = Field(
+        "none", description="the study keeps the learning rate"
+    )
+    patience: int | None = Field(
+        None, ge=1, description="early stopping on val loss; null (the study): every epoch"
+    )
+    class_weight: Literal["balanced"] | None = Field(
+        None,
+        description="balanced: weight the loss by inverse class frequency; null (the study): "
+        "plain cross-entropy",
+    )
 
 
 class ResNetModel(_TorchTraining, _FeatureChoice):
@@ -466,6 +504,7 @@ ModelConfig = Annotated[
     | Annotated[LogisticRegressionModel, Tag("logistic_regression")]
     | Annotated[GradientBoostingModel, Tag("gradient_boosting")]
     | Annotated[MLPModel, Tag("mlp")]
+    | Annotated[LogisticRegressionTorchModel, Tag("logistic_regression_torch")]
     | Annotated[ResNetModel, Tag("resnet")]
     | Annotated[VAEModel, Tag("vae")]
     | Annotated[CP2ImageModel, Tag("cp2image")],

@@ -3,6 +3,9 @@
 Features are imputed (training medians) and standardised (training mean and SD) inside the
 saved model (`cellbench.models.standardise`), so prediction needs nothing but the model file.
 The ``mlp`` model type of the registry (`cellbench.models.registry`): `train` and `predict`.
+With no hidden layer the network is a multinomial logistic regression: the
+``logistic_regression_torch`` type (`cellbench.models.logistic_torch`) trains it with
+`train_mlp` too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cellbench.config import MLPModel
+from cellbench.config import LogisticRegressionTorchModel, MLPModel
 from cellbench.io.atomic import atomic_path
 from cellbench.models.persist import load_torch
 from cellbench.models.registry import Prediction
@@ -63,7 +66,7 @@ class FeatureMLP(nn.Module):
 
 
 def train_mlp(
-    params: MLPModel,
+    params: MLPModel | LogisticRegressionTorchModel,
     features: dict[str, np.ndarray],
     labels: dict[str, np.ndarray],
     classes: list[str],
@@ -76,6 +79,10 @@ def train_mlp(
 
     Parameters
     ----------
+    params : MLPModel or LogisticRegressionTorchModel
+        Its ``hidden`` layers (none: logistic regression), ``dropout``, ``class_weight``
+        (``"balanced"``: the loss weighted by inverse class frequency; None: plain
+        cross-entropy) and the optimisation settings (`cellbench.config.TrainingConfig`).
     features, labels : dict of {split: array}
         (N, F) float features and (N,) class names of the ``train`` and ``val`` cells.
     classes : list of str
@@ -99,9 +106,10 @@ def train_mlp(
         return TensorDataset(inputs, targets)
 
     train_targets = np.array([index[c] for c in labels["train"]])
-    loss = nn.CrossEntropyLoss(
-        weight=class_weights(train_targets, len(classes))
-    )  # on logits, weighted against imbalance
+    weights = (
+        class_weights(train_targets, len(classes)) if params.class_weight == "balanced" else None
+    )
+    loss = nn.CrossEntropyLoss(weight=weights)  # on logits
     settings = FitSettings(params, seed, settings_hash)  # the entry's TrainingConfig, whole
     history = fit(
         model,
@@ -124,8 +132,15 @@ def train_mlp(
     return history
 
 
-def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
-    """Class names predicted for (N, F) features by a saved MLP."""
+def predict_proba_mlp(model_path, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (softmax of the logits) of (N, F) features by a saved MLP.
+
+    Returns
+    -------
+    classes : (K,) ndarray of str
+        The column order, as trained.
+    probabilities : (N, K) ndarray of float32
+    """
     saved = load_torch(model_path)  # weights_only: tensors and plain data, never code
     model = FeatureMLP(
         saved["n_features"], len(saved["classes"]), saved["hidden"], saved["dropout"]
@@ -134,7 +149,13 @@ def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(np.array(features, dtype=np.float32)))
-    return np.asarray(saved["classes"])[logits.argmax(dim=1).numpy()]
+    return np.asarray(saved["classes"]), torch.softmax(logits, dim=1).numpy()
+
+
+def predict_mlp(model_path, features: np.ndarray) -> np.ndarray:
+    """Class names predicted for (N, F) features by a saved MLP."""
+    classes, probabilities = predict_proba_mlp(model_path, features)
+    return classes[probabilities.argmax(axis=1)]
 
 
 # --- the registry's functions ------------------------------------------------------------------

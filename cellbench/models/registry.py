@@ -42,7 +42,13 @@ from typing import NamedTuple
 import numpy as np
 
 # Each PyTorch model type and its module in cellbench/models/ (classical types: CLASSIFIERS).
-_TORCH_MODULES = {"mlp": "mlp", "resnet": "resnet", "vae": "vae", "cp2image": "generator"}
+_TORCH_MODULES = {
+    "mlp": "mlp",
+    "logistic_regression_torch": "logistic_torch",
+    "resnet": "resnet",
+    "vae": "vae",
+    "cp2image": "generator",
+}
 
 
 class Prediction(NamedTuple):
