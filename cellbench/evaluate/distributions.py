@@ -1,7 +1,8 @@
 """How far apart two models' outputs are on the same cells: KL of class distributions, MMD.
 
 KL divergence compares predicted class probabilities cell by cell (e.g. one classifier on the
-original crops and on masked crops); MMD compares two sets of embeddings as distributions.
+original crops and on masked crops), or per group the proportions of predicted classes (the
+background-confound study's Figure 3A); MMD compares two sets of embeddings as distributions.
 """
 
 from __future__ import annotations
@@ -100,6 +101,77 @@ def group_kl_divergence(
         of_means = kl_divergence(mean_p, mean_q, eps=eps)[0]
         rows.append((group, int(cells.sum()), float(of_means), float(per_cell[cells].mean())))
     return pd.DataFrame(rows, columns=["group", "n_cells", "kl_of_means", "mean_cell_kl"])
+
+
+PROPORTION_KL_COLUMNS = ["group", "n_cells", "kl_of_proportions"]
+STUDY_CLIP = 1e-10  # the study's clip of distributions before the log (analyze_lr.ipynb)
+
+
+def class_proportions(predicted: np.ndarray, classes: Sequence) -> np.ndarray:
+    """(K,) share of the cells predicted as each of `classes`, in that order.
+
+    Cells predicted as a class outside `classes` count towards no share.
+    """
+    predicted = np.asarray(predicted)
+    if predicted.size == 0:
+        raise ValueError("class_proportions needs at least one predicted cell")
+    return np.array([(predicted == c).mean() for c in classes], dtype=np.float64)
+
+
+def proportion_kl_divergence(
+    original: np.ndarray,
+    changed: np.ndarray,
+    groups: np.ndarray,
+    classes: Sequence,
+    *,
+    eps: float = STUDY_CLIP,
+) -> pd.DataFrame:
+    """Per group (e.g. protein): KL between the proportions of predicted classes.
+
+    The background-confound study's Figure 3A: for each protein, the share of its cells
+    predicted in each localisation class on the original crops (P) and on the masked or
+    background-swapped crops (Q); KL(P || Q) in nats. The per-cell variant is `kl_divergence`.
+
+    Parameters
+    ----------
+    original, changed : (N,) array
+        Predicted class of each cell in the two conditions (the same cells, same order).
+    groups : (N,) array
+        Group of each cell.
+    classes : sequence
+        The classes the proportions run over (columns of P and Q).
+    eps : float
+        P and Q are floored at `eps` and renormalised before the log (the study clips at
+        1e-10), so a class predicted only on the original crops gives a large, finite KL.
+
+    Returns
+    -------
+    DataFrame
+        `PROPORTION_KL_COLUMNS`, one row per group, sorted by group.
+
+    Examples
+    --------
+    >>> table = proportion_kl_divergence(
+    ...     np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b", "b"]), np.zeros(4), ["a", "b"]
+    ... )
+    >>> round(float(table["kl_of_proportions"][0]), 4)  # KL([.5, .5] || [.25, .75])
+    0.1438
+    """
+    original, changed, groups = (np.asarray(a) for a in (original, changed, groups))
+    if not original.shape == changed.shape == groups.shape or original.ndim != 1:
+        raise ValueError(
+            "original, changed and groups must be 1-D with one entry per cell; got shapes "
+            f"{original.shape}, {changed.shape} and {groups.shape}"
+        )
+    rows = []
+    for group in np.unique(groups):
+        cells = groups == group
+        p = class_proportions(original[cells], classes)[None]
+        q = class_proportions(changed[cells], classes)[None]
+        p, q = _smoothed(p, eps), _smoothed(q, eps)
+        kl = max(float((p * (np.log(p) - np.log(q))).sum()), 0.0)
+        rows.append((group, int(cells.sum()), kl))
+    return pd.DataFrame(rows, columns=PROPORTION_KL_COLUMNS)
 
 
 def _check_embeddings(name: str, x: np.ndarray) -> np.ndarray:

@@ -102,9 +102,9 @@ def build_report(
     tables = {name: table for name, table in tables.items() if not table.empty}
     figures = _figures(config, paths, records)
     for pair in config.report.kl_pairs:
-        summary, figure = _kl_study(pair, config.seeds[0], paths)
+        summary, pngs = _kl_study(pair, config.seeds[0], paths)
         tables[f"KL {pair.original} vs {pair.masked}"] = summary
-        figures.append(figure)
+        figures += pngs
     if config.evaluate.mmd is not None:
         embedders = [m for m in config.models if m.type in EMBEDDING_TYPES]
         mmd_tables, mmd_figures = mmd_report(paths, embedders, config.seeds)
@@ -196,15 +196,21 @@ def _handcrafted_representation(config, paths: ResultsPaths) -> dict | None:
     return {"model": "handcrafted", "input": "features", "seed": config.seeds[0], **metrics}
 
 
-def _kl_study(pair, seed: int, paths: ResultsPaths) -> tuple[pd.DataFrame, Path]:
-    """KL(original || masked) of two classifiers' class probabilities on their test cells.
+def _kl_study(pair, seed: int, paths: ResultsPaths) -> tuple[pd.DataFrame, list[Path]]:
+    """KL(original || masked) of two classifiers' predictions on their test cells.
 
-    Per cell, or of the mean distributions per group (``pair.per``, a metadata column);
-    writes the values as CSV and the KL study's Figure 3A (histogram with quartile lines).
+    Per cell (class probabilities), or per group (``pair.per``, a metadata column) both of
+    the mean probabilities (column ``kl``) and of the proportions of predicted classes
+    (``kl_of_proportions``, the study's Figure 3A definition); writes the values as CSV and
+    a histogram with quartile lines of each (``kl_<a>_vs_<b>`` and, per group,
+    ``kl_<a>_vs_<b>_proportions``). Returns one summary row per statistic and the PNGs.
     """
-    from cellbench.evaluate.distributions import group_kl_divergence, kl_divergence
+    from cellbench.evaluate.distributions import (
+        group_kl_divergence,
+        kl_divergence,
+        proportion_kl_divergence,
+    )
     from cellbench.features.measure import metadata_column
-    from cellbench.report.figures import kl_histogram_figure
 
     tables = [
         pd.read_parquet(paths.predictions(name, seed)) for name in (pair.original, pair.masked)
@@ -215,33 +221,53 @@ def _kl_study(pair, seed: int, paths: ResultsPaths) -> tuple[pd.DataFrame, Path]
     classes = [c for c in tables[0].columns if c.startswith("probability_") and c in tables[1]]
     p = merged[classes].to_numpy()
     q = merged[[f"{c}_masked" for c in classes]].to_numpy()
+    statistics = {}
     if pair.per == "cell":
         values = pd.DataFrame({"cell_id": merged[key], "kl": kl_divergence(p, q)})
+        statistics["per cell"] = ("kl", "")
     else:
         groups = merged[metadata_column(pair.per)].astype(str).to_numpy()
         values = group_kl_divergence(p, q, groups).rename(columns={"kl_of_means": "kl"})
+        names = [c.removeprefix("probability_") for c in classes]
+        shares = proportion_kl_divergence(
+            merged["predicted"].astype(str).to_numpy(),
+            merged["predicted_masked"].astype(str).to_numpy(),
+            groups,
+            names,
+        )
+        values = values.merge(shares[["group", "kl_of_proportions"]], on="group", how="left")
+        statistics["mean probabilities"] = ("kl", "")
+        statistics["predicted proportions"] = ("kl_of_proportions", "_proportions")
     stem = f"kl_{pair.original}_vs_{pair.masked}"
     with atomic_path(paths.report_file(f"{stem}.csv")) as tmp:
         values.to_csv(tmp, index=False)
-    title = f"KL({pair.original} || {pair.masked}), test cells"
-    figure = kl_histogram_figure(values["kl"].to_numpy(), unit=pair.per, title=title)
-    png = next(p for p in save_figure(figure, paths.report_figure(stem)) if p.suffix == ".png")
-    quartiles = values["kl"].quantile([0.25, 0.5, 0.75]).to_numpy()
-    summary = pd.DataFrame(
-        [
+    rows, pngs = [], []
+    for statistic, (column, suffix) in statistics.items():
+        pngs.append(_kl_histogram(values[column], pair, statistic, paths, stem + suffix))
+        quartiles = values[column].quantile([0.25, 0.5, 0.75]).to_numpy()
+        rows.append(
             {
                 "original": pair.original,
                 "masked": pair.masked,
                 "per": pair.per,
+                "statistic": statistic,
                 "n": len(values),
-                "kl_mean": float(values["kl"].mean()),
+                "kl_mean": float(values[column].mean()),
                 "kl_q1": quartiles[0],
                 "kl_median": quartiles[1],
                 "kl_q3": quartiles[2],
             }
-        ]
-    )
-    return summary, png
+        )
+    return pd.DataFrame(rows), pngs
+
+
+def _kl_histogram(kl: pd.Series, pair, statistic: str, paths: ResultsPaths, stem: str) -> Path:
+    """Figure 3A of one KL statistic (histogram, quartile lines); returns its PNG."""
+    from cellbench.report.figures import kl_histogram_figure
+
+    title = f"KL({pair.original} || {pair.masked}), test cells, {statistic}"
+    figure = kl_histogram_figure(kl.to_numpy(), unit=pair.per, title=title)
+    return next(p for p in save_figure(figure, paths.report_figure(stem)) if p.suffix == ".png")
 
 
 def _background_study(config, paths: ResultsPaths) -> dict | None:
