@@ -1,0 +1,120 @@
+"""The pairwise-SVM results CSV, scored pair by pair and resumed after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellbench.errors import CellbenchError
+from cellbench.evaluate.pairwise import pairwise_svm_accuracy
+from cellbench.evaluate.pairwise_resume import resume_pairwise_csv
+
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS = {"folds": 3, "seed": 7, "max_per_class": 12}
+
+
+def cells(seed: int = 0):
+    """5 classes of 15 cells in 4 features, class k shifted by k/2; backgrounds of 2 classes."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([f"class{k}" for k in range(5)], 15)
+    codes = np.repeat(np.arange(5), 15)
+    features = rng.normal(size=(75, 4)) + 0.5 * codes[:, None]
+    backgrounds = np.tile(["class0", "class1", "class2"], 25)
+    return features, labels, backgrounds
+
+
+def run(path: Path, backgrounds=None, **options) -> dict:
+    features, labels, donor = cells()
+    chosen = donor if backgrounds else None
+    return resume_pairwise_csv(features, labels, chosen, path, **SETTINGS, **options)
+
+
+@pytest.mark.parametrize("backgrounds", [False, True])
+def test_resumed_run_is_byte_identical_to_an_uninterrupted_one(tmp_path, backgrounds):
+    whole = tmp_path / "whole.csv"
+    assert run(whole, backgrounds)["complete"]
+    resumed = tmp_path / "resumed.csv"
+    first = run(resumed, backgrounds, max_pairs=4)
+    assert first["scored"] == 4 and not first["complete"]
+    assert len(pd.read_csv(resumed)) == 4
+    second = run(resumed, backgrounds, max_pairs=3)
+    assert second["done_before"] == 4 and second["scored"] == 3
+    last = run(resumed, backgrounds)
+    assert last["done_before"] == 7 and last["complete"]
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_rows_equal_pairwise_svm_accuracy(tmp_path):
+    path = tmp_path / "results_diff.csv"
+    run(path, backgrounds=True)
+    features, labels, donor = cells()
+    expected = pairwise_svm_accuracy(features, labels, donor, **SETTINGS, n_jobs=1)
+    got = pd.read_csv(path)
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_pairs_in_the_csv_are_skipped_not_recomputed(tmp_path):
+    path = tmp_path / "r.csv"
+    run(path)
+    table = pd.read_csv(path)
+    table.loc[0, "Accuracy"] = 0.123  # a value the SVM would not give
+    table.to_csv(path, index=False)
+    result = run(path)
+    assert result["scored"] == 0 and result["done_before"] == len(table)
+    assert pd.read_csv(path).loc[0, "Accuracy"] == 0.123
+
+
+def test_a_last_line_cut_short_by_a_kill_is_redone(tmp_path):
+    whole, cut = tmp_path / "whole.csv", tmp_path / "cut.csv"
+    run(whole)
+    run(cut, max_pairs=3)
+    with open(cut, "a") as handle:
+        handle.write("class1,class2,0.8")  # killed in the middle of a row
+    assert run(cut)["done_before"] == 3
+    assert cut.read_bytes() == whole.read_bytes()
+
+
+def test_a_csv_of_another_kind_is_refused(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("Location1,Location2,Accuracy,StdDev\n")
+    with pytest.raises(CellbenchError, match="r.csv: columns"):
+        run(path, backgrounds=True)
+
+
+def test_a_killed_process_resumes_to_the_same_csv(tmp_path):
+    whole = tmp_path / "whole.csv"
+    run(whole)
+    killed = tmp_path / "killed.csv"
+    # A real SIGKILL in the middle of a run: the process kills itself when the 4th pair starts.
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from tests.evaluate import test_svm_resume as t
+        import cellbench.evaluate.pairwise_resume as module
+        calls = []
+        score = module._score
+        def dying(*args):
+            calls.append(1)
+            if len(calls) == 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return score(*args)
+        module._score = dying
+        t.run(__import__("pathlib").Path({str(killed)!r}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL
+    assert len(pd.read_csv(killed)) == 3  # three pairs made it to disk
+    assert run(killed)["done_before"] == 3
+    assert killed.read_bytes() == whole.read_bytes()
+    assert os.path.getsize(killed) > 0
