@@ -14,6 +14,7 @@ builds Table 1 and Figure 2 from them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,40 @@ def donor_classes(cells: pd.DataFrame, column: str, label_column: str) -> np.nda
     )
 
 
+def experiment_inputs(
+    stores: list[Path],
+    label_column: str,
+    *,
+    size_px: int = 16,
+    components: int = 50,
+    seed: int = 0,
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per experiment kind the stores hold: (experiment, features, labels, backgrounds).
+
+    Features are `crop_representation` of the experiment's crops; for the swap experiments
+    (diff, batch) only the cells with a donor class are kept, and backgrounds is its class.
+    """
+    frames = []
+    for k, store in enumerate(stores):
+        cells = read_cells(store)
+        frames.append(cells.assign(store=k))
+    cells = pd.concat(frames, ignore_index=True)
+    labels = cells[label_column].astype(str).to_numpy()
+    for experiment, kind in EXPERIMENT_KINDS.items():
+        try:
+            crops = np.concatenate([read_crops(store, kind)[0] for store in stores])
+        except KeyError:
+            continue  # the experiment was not configured
+        features = crop_representation(crops, size_px, components, seed)
+        keep = np.ones(len(cells), bool)
+        backgrounds = None
+        if experiment in DONOR_COLUMNS:
+            backgrounds = donor_classes(cells, DONOR_COLUMNS[experiment], label_column)
+            keep = backgrounds != ""
+            backgrounds = backgrounds[keep]
+        yield experiment, features[keep], labels[keep], backgrounds
+
+
 def background_study(
     stores: list[Path],
     label_column: str,
@@ -92,32 +127,13 @@ def background_study(
     dict
         experiment -> CSV written.
     """
-    frames = []
-    for k, store in enumerate(stores):
-        cells = read_cells(store)
-        frames.append(cells.assign(store=k))
-    cells = pd.concat(frames, ignore_index=True)
-    labels = cells[label_column].astype(str).to_numpy()
     written = {}
-    for experiment, kind in EXPERIMENT_KINDS.items():
-        try:
-            crops = np.concatenate([read_crops(store, kind)[0] for store in stores])
-        except KeyError:
-            continue  # the experiment was not configured
-        features = crop_representation(crops, size_px, components, seed)
-        keep = np.ones(len(cells), bool)
-        backgrounds = None
-        if experiment in DONOR_COLUMNS:
-            backgrounds = donor_classes(cells, DONOR_COLUMNS[experiment], label_column)
-            keep = backgrounds != ""
-            backgrounds = backgrounds[keep]
+    inputs = experiment_inputs(
+        stores, label_column, size_px=size_px, components=components, seed=seed
+    )
+    for experiment, features, labels, backgrounds in inputs:
         table = pairwise_svm_accuracy(
-            features[keep],
-            labels[keep],
-            backgrounds,
-            folds=folds,
-            seed=seed,
-            max_per_class=max_per_class,
+            features, labels, backgrounds, folds=folds, seed=seed, max_per_class=max_per_class
         )
         written[experiment] = write_pairwise_csv(table, out_dir / f"results_{experiment}.csv")
         log.info("background study %s: %d pair rows", experiment, len(table))

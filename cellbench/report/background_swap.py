@@ -366,9 +366,17 @@ def background_swap_command(argv: list[str] | None = None) -> int:
         help="one accuracy per pair of classes in batch/diff: 'first' = first remaining row "
         "in file order (published protocol, default), 'mean' = mean over backgrounds",
     )
+    _add_svm_arguments(parser)
     args = parser.parse_args(argv)
+    classes = LOCALISATION_CLASSES
     try:
-        result = write_background_swap(Path(args.results), Path(args.out), pairs=args.pairs)
+        if args.svm_from is not None:
+            complete, classes = _run_svms(args)
+            if not complete:
+                return 0  # stopped after --max-pairs: Table 1 waits for every pair
+        result = write_background_swap(
+            Path(args.results), Path(args.out), pairs=args.pairs, classes=classes
+        )
     except CellbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -376,3 +384,58 @@ def background_swap_command(argv: list[str] | None = None) -> int:
     for path in result["written"]:
         print(f"wrote {path}")
     return 0
+
+
+def _add_svm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``--svm-from``: score the pairwise SVMs first, resuming."""
+    svm = parser.add_argument_group(
+        "pairwise SVMs (--svm-from)",
+        "score the results CSVs first, into --results/<model>/results_<experiment>.csv; "
+        "pairs already there are skipped, each finished pair is appended at once, so a "
+        "killed run resumes where it stopped",
+    )
+    svm.add_argument("--svm-from", help="a crop store (.h5) or a feature table (.parquet/.csv)")
+    svm.add_argument("--model", help="results folder name; default crops (.h5) or features")
+    svm.add_argument("--label-column", default="label", help="the class column (default label)")
+    svm.add_argument(
+        "--experiment", default="base", choices=list(EXPERIMENTS), help="a feature table's"
+    )
+    svm.add_argument("--background-column", help="a feature table's donor class (batch, diff)")
+    svm.add_argument("--folds", type=int, default=5)
+    svm.add_argument("--seed", type=int, default=0)
+    svm.add_argument("--max-per-class", type=int, default=1000, help="cells per class, at most")
+    svm.add_argument("--max-pairs", type=int, help="stop after scoring this many new pairs")
+
+
+def _run_svms(args: argparse.Namespace) -> tuple[bool, Sequence[str] | None]:
+    """Score the missing pairs: whether all are done, and the classes Table 1 counts.
+
+    The classes are the study's 15 when the results hold only those, else None (all).
+    """
+    from cellbench.report.background_svm import svm_from
+
+    logging.getLogger("cellbench.evaluate.pairwise_resume").setLevel(logging.INFO)  # progress
+    done = svm_from(
+        Path(args.svm_from),
+        Path(args.results),
+        model=args.model,
+        label_column=args.label_column,
+        experiment=args.experiment,
+        background_column=args.background_column,
+        folds=args.folds,
+        seed=args.seed,
+        max_per_class=args.max_per_class,
+        max_pairs=args.max_pairs,
+    )
+    for summary in done.values():
+        print(
+            f"{summary['path']}: {summary['done_before']} pair(s) found, {summary['scored']} "
+            f"scored of {summary['pairs']}{'' if summary['complete'] else ' (incomplete)'}"
+        )
+    if not done or not all(s["complete"] for s in done.values()):
+        return False, None
+    classes = set()
+    for summary in done.values():
+        frame = pd.read_csv(summary["path"])
+        classes |= set(frame["Location1"].astype(str)) | set(frame["Location2"].astype(str))
+    return True, LOCALISATION_CLASSES if classes <= set(LOCALISATION_CLASSES) else None

@@ -118,3 +118,50 @@ def test_a_killed_process_resumes_to_the_same_csv(tmp_path):
     assert run(killed)["done_before"] == 3
     assert killed.read_bytes() == whole.read_bytes()
     assert os.path.getsize(killed) > 0
+
+
+def feature_table(path: Path) -> Path:
+    features, labels, donor = cells()
+    table = pd.DataFrame(features, columns=[f"Cells_F_{i}" for i in range(4)])
+    table.insert(0, "Metadata_CellId", [f"c{i}" for i in range(len(labels))])
+    table["label"], table["donor"] = labels, donor
+    table.to_csv(path, index=False)
+    return path
+
+
+def cli(table: Path, results: Path, *extra: str) -> int:
+    from cellbench.cli import main
+
+    options = ["--folds", "3", "--seed", "7", "--max-per-class", "12"]
+    return main(
+        ["report", "background-swap", "--results", str(results), "--out", str(results / "out")]
+        + ["--svm-from", str(table), "--experiment", "diff", "--background-column", "donor"]
+        + options
+        + list(extra)
+    )
+
+
+def test_cli_svm_from_a_feature_table_resumes_and_writes_table1(tmp_path, capsys):
+    table = feature_table(tmp_path / "features.csv")
+    assert cli(table, tmp_path / "whole") == 0
+    whole = tmp_path / "whole" / "features" / "results_diff.csv"
+    assert (tmp_path / "whole" / "out" / "table1.csv").exists()
+
+    resumed = tmp_path / "resumed"
+    assert cli(table, resumed, "--max-pairs", "5") == 0
+    csv_path = resumed / "features" / "results_diff.csv"
+    assert len(pd.read_csv(csv_path)) == 5
+    assert not (resumed / "out" / "table1.csv").exists()  # Table 1 waits for every pair
+    assert "5 scored of 30 (incomplete)" in capsys.readouterr().out
+    assert cli(table, resumed) == 0
+    assert "5 pair(s) found, 25 scored of 30" in capsys.readouterr().out
+    assert csv_path.read_bytes() == whole.read_bytes()
+    assert (resumed / "out" / "table1.csv").read_bytes() == (
+        tmp_path / "whole" / "out" / "table1.csv"
+    ).read_bytes()
+
+
+def test_cli_svm_from_names_a_missing_column(tmp_path, capsys):
+    table = feature_table(tmp_path / "features.csv")
+    assert cli(table, tmp_path / "r", "--label-column", "nope") == 2
+    assert "no column 'nope' (--label-column)" in capsys.readouterr().err
