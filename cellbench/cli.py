@@ -6,6 +6,7 @@
     cellbench train-segmenter --backend stardist --images DIR --masks DIR --out DIR --epochs 5
     cellbench rename --scheme phenix --to xyyzz DIR --dry-run
     cellbench report background-swap --results DIR --out DIR [--pairs first|mean]
+        [--svm-from CROPS.h5|FEATURES.parquet [--max-pairs K] ...]
     cellbench report compare RESULTS_A RESULTS_B
     cellbench nsc --profiles BBBC021_feature_selected_mad_robustize.csv [--json OUT]
     cellbench features-info results/demo/features/P1.parquet
