@@ -165,3 +165,63 @@ def test_cli_svm_from_names_a_missing_column(tmp_path, capsys):
     table = feature_table(tmp_path / "features.csv")
     assert cli(table, tmp_path / "r", "--label-column", "nope") == 2
     assert "no column 'nope' (--label-column)" in capsys.readouterr().err
+
+
+def crop_store(path: Path) -> Path:
+    """A store of 3 classes x 10 cells with kinds bg_original (base) and bg_masked (mask)."""
+    from cellbench.crops.extract import crop_spec
+    from cellbench.crops.store import write_crop_store
+
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(3), 10)
+    cells = pd.DataFrame(
+        {
+            "cell_id": [f"P1_{i}" for i in range(30)],
+            "plate": "P1",
+            "well": "A01",
+            "field": "f0",
+            "label": np.array(["a", "b", "c"])[codes],
+        }
+    )
+    images = (rng.integers(0, 100, (30, 1, 16, 16)) + 60 * codes[:, None, None, None]).astype(
+        np.uint16
+    )
+    masks = np.ones((30, 16, 16), np.uint8)
+    kinds = {"bg_original": (images, masks), "bg_masked": (images // 2, masks)}
+    write_crop_store(
+        path,
+        plate="P1",
+        channel_names=["DNA"],
+        specs=[crop_spec(kind, 16) for kind in kinds],
+        batches=[(cells, kinds)],
+        config_hash="x",
+    )
+    return path
+
+
+def test_cli_svm_from_a_crop_store_scores_each_experiment_and_resumes(tmp_path, capsys):
+    from cellbench.cli import main
+
+    store = crop_store(tmp_path / "P1.h5")
+
+    def command(results: Path, *extra: str) -> int:
+        out = ["--out", str(results / "out"), "--folds", "3", "--svm-from", str(store)]
+        return main(["report", "background-swap", "--results", str(results), *out, *extra])
+
+    assert command(tmp_path / "whole") == 0
+    for experiment in ("base", "mask"):
+        table = pd.read_csv(tmp_path / "whole" / "crops" / f"results_{experiment}.csv")
+        assert table[["Location1", "Location2"]].values.tolist() == [
+            ["a", "b"],
+            ["a", "c"],
+            ["b", "c"],
+        ]
+    assert command(tmp_path / "resumed", "--max-pairs", "2") == 0
+    assert "(incomplete)" in capsys.readouterr().out
+    assert command(tmp_path / "resumed") == 0
+    for experiment in ("base", "mask"):
+        name = f"crops/results_{experiment}.csv"
+        assert (tmp_path / "resumed" / name).read_bytes() == (
+            tmp_path / "whole" / name
+        ).read_bytes()
+    assert (tmp_path / "resumed" / "out" / "table1.csv").exists()
