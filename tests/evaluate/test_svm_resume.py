@@ -225,3 +225,15 @@ def test_cli_svm_from_a_crop_store_scores_each_experiment_and_resumes(tmp_path, 
             tmp_path / "whole" / name
         ).read_bytes()
     assert (tmp_path / "resumed" / "out" / "table1.csv").exists()
+
+
+def test_the_aggregate_study_and_the_resumable_run_agree_on_a_store(tmp_path):
+    from cellbench.evaluate.background_study import background_study, experiment_inputs
+
+    store = crop_store(tmp_path / "P1.h5")
+    written = background_study([store], "label", tmp_path / "study", folds=3)
+    assert sorted(written) == ["base", "mask"]
+    for experiment, x, labels, backgrounds in experiment_inputs([store], "label"):
+        path = tmp_path / f"resumed_{experiment}.csv"
+        resume_pairwise_csv(x, labels, backgrounds, path, folds=3, max_per_class=1000)
+        pd.testing.assert_frame_equal(pd.read_csv(path), pd.read_csv(written[experiment]))
