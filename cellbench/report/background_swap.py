@@ -398,7 +398,10 @@ def _add_svm_arguments(parser: argparse.ArgumentParser) -> None:
     svm.add_argument("--model", help="results folder name; default crops (.h5) or features")
     svm.add_argument("--label-column", default="label", help="the class column (default label)")
     svm.add_argument(
-        "--experiment", default="base", choices=list(EXPERIMENTS), help="a feature table's"
+        "--experiment",
+        default="base",
+        choices=list(EXPERIMENTS),
+        help="a feature table's experiment",
     )
     svm.add_argument("--background-column", help="a feature table's donor class (batch, diff)")
     svm.add_argument("--folds", type=int, default=5)
