@@ -42,6 +42,13 @@ class SyntheticSource(StrictModel):
         default_factory=lambda: ["control", "enlarged_nuclei", "textured"], min_length=2
     )
     seed: int = 0
+    design: Literal["conditions", "coculture"] = Field(
+        "conditions",
+        description="conditions: one cell type, wells cycling through `conditions`, a 'marker' "
+        "channel; coculture: astrocyte-like and neuron-like cells, wells cycling through "
+        "culture astro / neuron / coculture (layout column 'culture', `conditions` not read), "
+        "channels DNA, tubulin, actin, EdU, BrdU (cellbench.data.coculture)",
+    )
 
     @property
     def plate_names(self) -> list[str]:

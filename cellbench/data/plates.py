@@ -311,21 +311,18 @@ def ensure_synthetic_plate(source: SyntheticSource, plate: str, folder: Path) ->
     """
     if (folder / "plate.json").exists():
         return
+    from cellbench.data.coculture import write_coculture_plate
     from cellbench.data.synthetic import write_plate
 
     tmp = temporary_path(folder)
+    common = {"plate": plate, "rows": source.rows, "columns": source.columns}
+    common |= {"sites": source.sites, "field_shape": source.field_shape_px}
+    common |= {"cells_per_field": source.cells_per_field, "seed": source.seed}
     try:
-        write_plate(
-            tmp,
-            plate=plate,
-            rows=source.rows,
-            columns=source.columns,
-            sites=source.sites,
-            field_shape=source.field_shape_px,
-            cells_per_field=source.cells_per_field,
-            conditions=source.conditions,
-            seed=source.seed,
-        )
+        if source.design == "coculture":
+            write_coculture_plate(tmp, **common)
+        else:
+            write_plate(tmp, conditions=source.conditions, **common)
         if folder.exists():  # an incomplete plate from a killed run
             shutil.rmtree(folder)
         os.replace(tmp, folder)
