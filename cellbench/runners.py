@@ -193,6 +193,7 @@ def run_evaluate(config: Config, task: str, settings_hash: str) -> dict:
         source=source,
         mmd=config.evaluate.mmd,
         kmeans_clusters=config.evaluate.kmeans_clusters,
+        split=(source or params).split or config.split,
     )
 
 

@@ -197,6 +197,80 @@ def split_wells_by_compound(
     return wells.map(assignment)
 
 
+def coculture_labels(
+    mono_labels: pd.Series, cultures: pd.Series, marker_labels: pd.Series, coculture: str
+) -> pd.Series:
+    """The class of every cell for the co-culture split: layout in mono-culture, markers in mixed.
+
+    Parameters
+    ----------
+    mono_labels : Series
+        Class from the layout (``data.label_column``), read for mono-culture cells.
+    cultures : Series
+        Culture of each cell's well (``split.culture_column``), same index.
+    marker_labels : Series
+        Class from the marker ground truth (``split.test_label_column``), read for co-culture
+        cells; ``undefined`` ones stay so (and are left out by the caller).
+    coculture : str
+        The culture value of co-culture wells.
+
+    Returns
+    -------
+    Series of object
+        Same index.
+    """
+    mixed = cultures.astype(str) == coculture
+    return mono_labels.astype(object).where(~mixed, marker_labels.astype(object))
+
+
+def split_coculture(
+    groups: pd.Series,
+    labels: pd.Series,
+    mixed: pd.Series,
+    *,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> pd.Series:
+    """The nucleocentric study's split: mono-culture wells train, co-culture cells test.
+
+    Every co-culture cell is a test cell; the mono-culture wells go to training, less
+    ``ceil(val_fraction * n)`` of each class's wells drawn (seeded) for validation.
+
+    Parameters
+    ----------
+    groups : Series
+        Well of each cell, unique across plates (``plate/well``).
+    labels : Series
+        Class of each cell, same index.
+    mixed : Series of bool
+        Whether each cell comes from a co-culture well, same index.
+    val_fraction : float
+        Share of each class's mono-culture wells held out for validation.
+    seed : int
+
+    Returns
+    -------
+    Series of str
+        ``"train"``, ``"val"`` or ``"test"`` per cell, same index.
+
+    Examples
+    --------
+    >>> groups = pd.Series(["A01", "A02", "A03", "A03"])
+    >>> labels = pd.Series(["x", "y", "x", "y"])
+    >>> split_coculture(groups, labels, pd.Series([False, False, True, True])).tolist()
+    ['train', 'train', 'test', 'test']
+    """
+    mixed = mixed.astype(bool)
+    assignment = pd.Series(TEST, index=groups.index, dtype=object)
+    mono = ~mixed
+    if mono.any():
+        inner = split_by_group(
+            groups[mono], labels[mono], test_fraction=val_fraction, seed=seed
+        )  # its "test" is our validation
+        assignment[mono] = inner.replace({TEST: VAL})
+    return assignment
+
+
 def split_cell_folds(
     labels: pd.Series,
     *,

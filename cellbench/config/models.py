@@ -29,12 +29,28 @@ ModelName = name_type("model")  # models/<name>/, _status/<stage>/<name>.seed<k>
 class SplitConfig(StrictModel):
     """How cells are divided into train / validation / test, by whole groups."""
 
-    by: Literal["plate", "well", "field", "compound", "cell", "compound_wells"] = Field(
-        "well",
-        description="cell leaks (a warning says so): use it only to show the leak, or with "
-        "folds for the perturbation study's cell-level cross-validation; compound_wells: "
-        "whole wells, each compound giving one well to each side (the "
-        "BBBC021 VAE study's split), fractions of wells",
+    by: Literal["plate", "well", "field", "compound", "cell", "compound_wells", "coculture"] = (
+        Field(
+            "well",
+            description="cell leaks (a warning says so): use it only to show the leak, or with "
+            "folds for the perturbation study's cell-level cross-validation; compound_wells: "
+            "whole wells, each compound giving one well to each side (the "
+            "BBBC021 VAE study's split), fractions of wells; coculture: the nucleocentric "
+            "study's split: train and validate on mono-culture wells (class: "
+            "data.label_column, from the layout), test on every co-culture cell (class: "
+            "test_label_column, from the markers; undefined cells dropped and counted); "
+            "test_fraction is not read, val_fraction is a share of the mono-culture wells",
+        )
+    )
+    culture_column: str = Field(
+        "culture", description="with by: coculture, the layout column naming a well's culture"
+    )
+    coculture_value: str = Field(
+        "coculture", description="with by: coculture, the culture_column value of mixed wells"
+    )
+    test_label_column: str = Field(
+        "ground_truth",
+        description="with by: coculture, the class of co-culture cells: a ground_truth.column",
     )
     test_fraction: float = Field(0.3, gt=0, lt=1)
     val_fraction: float = Field(0.0, ge=0, lt=1)

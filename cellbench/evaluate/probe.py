@@ -28,10 +28,19 @@ log = logging.getLogger(__name__)
 
 
 def embedding_data(
-    source, label_column: str, seed: int, paths: ResultsPaths, crop_stores: list[Path]
+    source,
+    label_column: str,
+    seed: int,
+    paths: ResultsPaths,
+    crop_stores: list[Path],
+    *,
+    split=None,
 ) -> ModelData:
-    """The labelled cells of `source` (a ResNet or VAE config) with its embeddings as features."""
-    data = load_model_data(source, label_column, [], crop_stores)
+    """The labelled cells of `source` (a ResNet or VAE config) with its embeddings as features.
+
+    `split` (a `SplitConfig`) is the split `source` was trained with.
+    """
+    data = load_model_data(source, label_column, [], crop_stores, split=split)
     embeddings = implementation(source.type).embed(source, data, seed=seed, paths=paths)
     data.features = embeddings
     data.feature_names = [f"{source.name}_embedding_{i:03d}" for i in range(embeddings.shape[1])]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellbench.config import MMDConfig, ModelConfig
+from cellbench.config import MMDConfig, ModelConfig, SplitConfig
 from cellbench.errors import CellbenchError
 from cellbench.evaluate.metrics import class_curves, classification_metrics
 from cellbench.features.crops import CHUNK_CROPS
@@ -56,6 +56,7 @@ def evaluate_model(
     source: ModelConfig | None = None,
     mmd: MMDConfig | None = None,
     kmeans_clusters: int | None = None,
+    split: SplitConfig | None = None,
 ) -> dict:
     """Predict every cell, score the test cells, write metrics.json and predictions.parquet.
 
@@ -64,7 +65,8 @@ def evaluate_model(
     embeddings also gets ``mmd.csv``: MMD^2 between the groups of its test cells.
     `kmeans_clusters` (``evaluate.kmeans_clusters``) is k of the KMeans silhouette (None: the
     number of test classes). With compound and MOA metadata, ``nsc.csv`` keeps every test
-    treatment's NSC neighbour.
+    treatment's NSC neighbour. `split` is the split the model was trained with (its classes
+    depend on it with ``by: coculture``).
 
     Returns
     -------
@@ -74,10 +76,10 @@ def evaluate_model(
     if params.reads_embeddings:
         from cellbench.evaluate.probe import embedding_data, fit_on_embeddings
 
-        data = embedding_data(source, label_column, seed, paths, crop_stores)
+        data = embedding_data(source, label_column, seed, paths, crop_stores, split=split)
         fit_on_embeddings(params, source, data, seed, paths)
     else:
-        data = load_model_data(params, label_column, feature_tables, crop_stores)
+        data = load_model_data(params, label_column, feature_tables, crop_stores, split=split)
     info = json.loads(paths.model_info(params.name, seed).read_text())
     split_table = pd.read_parquet(paths.split_file(params.name, seed))
     split = data.cells[CELL_ID].map(split_table.set_index("cell_id")[SPLIT_COLUMN]).to_numpy()

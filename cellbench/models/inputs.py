@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from cellbench.config import SplitConfig
 from cellbench.crops.store import read_cells
 from cellbench.errors import ConfigError, InputMissing
 from cellbench.features.measure import METADATA_PREFIX, metadata_column
 from cellbench.features.select import pick_columns, select_columns
 from cellbench.ground_truth import UNDEFINED
+from cellbench.splits import coculture_labels
 
 if TYPE_CHECKING:  # imported where crops are read: a model on features never loads torch
     from cellbench.models.crop_rows import CropRows
@@ -52,6 +54,9 @@ class ModelData:
         An (N, C, S, S) array given here is wrapped in a `CropRows`.
     unlabelled_dropped : int
         Cells left out because their class is null or empty.
+    undefined_dropped : int
+        Cells left out because their class is ``undefined`` (no marker rule decided); with the
+        co-culture split, these are the co-culture cells the markers leave undefined.
     """
 
     cells: pd.DataFrame
@@ -60,6 +65,7 @@ class ModelData:
     feature_names: list[str] | None = None
     crops: CropRows | None = None
     unlabelled_dropped: int = 0
+    undefined_dropped: int = 0
 
     def __post_init__(self) -> None:
         if self.crops is not None:
@@ -69,14 +75,25 @@ class ModelData:
 
 
 def load_model_data(
-    params, label_column: str, feature_tables: list[Path], crop_stores: list[Path]
+    params,
+    label_column: str,
+    feature_tables: list[Path],
+    crop_stores: list[Path],
+    *,
+    split: SplitConfig | None = None,
 ) -> ModelData:
     """Load what `params` (a model config) reads, for the labelled cells.
+
+    With the co-culture split (``split.by: coculture``), the class of a co-culture cell is
+    its marker ground truth (``split.test_label_column``), that of any other cell its
+    `label_column` (`cellbench.splits.coculture_labels`).
 
     Raises
     ------
     InputMissing
         No feature table or crop store where the model needs one, or no labelled cell.
+    ConfigError
+        The co-culture split names a column the cells do not have.
     """
     label = metadata_column(label_column)
     tables = []
@@ -95,6 +112,8 @@ def load_model_data(
         table = table.merge(keep, on=CELL_ID, how="inner")
     if label not in table.columns:
         raise InputMissing(f"the cells have no {label!r} column (data.label_column)")
+    if split is not None and split.by == "coculture":
+        table[label] = _coculture_labels(table, label, split)
     unlabelled = _unlabelled(table[label])
     if unlabelled.any():
         log.warning(
@@ -103,13 +122,18 @@ def load_model_data(
             int(unlabelled.sum()),
             label_column,
         )
-    table = table[~unlabelled & (table[label].astype(str) != UNDEFINED)]
+    undefined = table[label].astype(str).to_numpy() == UNDEFINED
+    if undefined.any():
+        n_undefined = int(undefined.sum())
+        log.info("%s: %d cell(s) of class %s left out", params.name, n_undefined, UNDEFINED)
+    table = table[~unlabelled & ~undefined]
     table = table.reset_index(drop=True)
     if table.empty:
         raise InputMissing(f"no cell with a class in {label!r}")
     metadata = [c for c in table.columns if c.startswith(METADATA_PREFIX)]
     data = ModelData(cells=table[metadata].copy(), labels=table[label].astype(str).to_numpy())
     data.unlabelled_dropped = int(unlabelled.sum())
+    data.undefined_dropped = int(undefined.sum())
     if params.reads_features:
         names = _feature_names(params, table.columns)
         data.feature_names = names
@@ -132,6 +156,24 @@ def load_model_data(
         None if data.crops is None else data.crops.shape[1:],  # known without reading
     )
     return data
+
+
+def _coculture_labels(table: pd.DataFrame, label: str, split: SplitConfig) -> pd.Series:
+    """`table`'s classes under the co-culture split (markers in co-culture wells)."""
+    columns = {"culture_column": split.culture_column, "test_label_column": split.test_label_column}
+    for key, name in columns.items():
+        if metadata_column(name) not in table.columns:
+            raise ConfigError(
+                f"split.{key}: the cells have no {metadata_column(name)!r} column for "
+                f"{name!r}; {key} must name a layout column (culture_column) or the "
+                "ground_truth.column (test_label_column) of this experiment"
+            )
+    return coculture_labels(
+        table[label],
+        table[metadata_column(split.culture_column)],
+        table[metadata_column(split.test_label_column)],
+        split.coculture_value,
+    )
 
 
 def _feature_names(params, columns) -> list[str]:

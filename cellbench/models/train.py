@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellbench.config import ModelConfig, SplitConfig
+from cellbench.features.measure import metadata_column
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
 from cellbench.models.registry import implementation
@@ -27,6 +28,7 @@ from cellbench.splits import (
     balance_classes,
     split_by_group,
     split_cell_folds,
+    split_coculture,
     split_groups,
     split_wells_by_compound,
 )
@@ -50,6 +52,14 @@ def split_cells(data: ModelData, split: SplitConfig, seed: int) -> pd.Series:
             fold_seed=split.fold_seed,
             val_fraction=split.val_fraction,
             seed=seed,
+        )
+        return balance_classes(assignment, labels, split.sample, seed)
+    if split.by == "coculture":
+        culture = data.cells[metadata_column(split.culture_column)].astype(str)
+        mixed = (culture == split.coculture_value).reset_index(drop=True)
+        wells = split_groups(data.cells, "well").reset_index(drop=True)
+        assignment = split_coculture(
+            wells, labels, mixed, val_fraction=split.val_fraction, seed=seed
         )
         return balance_classes(assignment, labels, split.sample, seed)
     fractions = {"test_fraction": split.test_fraction, "val_fraction": split.val_fraction}
@@ -81,7 +91,7 @@ def train_model(
         Cell counts per split, the classes, ``unlabelled_cells_dropped`` (cells with no class,
         e.g. of wells the layout does not list) and training details, for the task's status.
     """
-    data = load_model_data(params, label_column, feature_tables, crop_stores)
+    data = load_model_data(params, label_column, feature_tables, crop_stores, split=split)
     assignment = split_cells(data, split, seed)
     classes = sorted(set(data.labels))
     sides = {s: (assignment == s).to_numpy() for s in (TRAIN, VAL)}
@@ -107,6 +117,7 @@ def train_model(
         "split_fold": seed if split.folds is not None else None,
         "cells_per_split": counts,
         "unlabelled_cells_dropped": data.unlabelled_dropped,
+        "undefined_cells_dropped": data.undefined_dropped,
     }
     write_json(paths.model_info(params.name, seed), info)
     log.info("train %s seed %d: %s", params.name, seed, json.dumps(counts))
@@ -114,5 +125,6 @@ def train_model(
         "cells_per_split": counts,
         "classes": classes,
         "unlabelled_cells_dropped": data.unlabelled_dropped,
+        "undefined_cells_dropped": data.undefined_dropped,
         **details,
     }

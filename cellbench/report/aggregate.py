@@ -187,7 +187,9 @@ def _handcrafted_representation(config, paths: ResultsPaths) -> dict | None:
     if not tables:
         return None
     try:
-        data = load_model_data(every_feature, config.data.label_column, tables, [])
+        data = load_model_data(
+            every_feature, config.data.label_column, tables, [], split=config.split
+        )
     except Exception as exc:  # no labelled cell: no row, the rest of the report stands
         log.warning("report: no handcrafted representation row (%s)", exc)
         return None
