@@ -65,10 +65,10 @@ def balance_classes(
         ``train`` / ``val`` / ``test`` per cell (from `split_by_group`).
     labels : Series
         Class of each cell, same index.
-    sample : int, "max" or "all"
+    sample : int, "max", "all" or "oversampling"
         N: N cells per class in train, N // 3 in test and N // 10 in validation (all of a
         class's cells when it has fewer); "max": N = the smallest class's training count;
-        "all": no sampling.
+        "all" and "oversampling" (whose draws `training_positions` makes): no sampling here.
     seed : int
 
     Returns
@@ -76,7 +76,7 @@ def balance_classes(
     Series of str
         `assignment` with the cells left out set to ``"unused"``.
     """
-    if sample == "all":
+    if sample in ("all", "oversampling"):  # oversampling draws training cells later
         return assignment
     if sample == "max":
         sample = int(labels[assignment == TRAIN].value_counts().min())
@@ -88,6 +88,23 @@ def balance_classes(
         take = min(quota[side], len(members))
         balanced[members[rng.permutation(len(members))[:take]]] = side
     return balanced
+
+
+def training_positions(
+    train: np.ndarray, labels: np.ndarray, sample: int | str, n_per_class: int, seed: int = 0
+) -> np.ndarray:
+    """The training set: the (N,) bool mask `train`, or with ``oversampling`` positions.
+
+    With ``sample="oversampling"``, `n_per_class` training cells of every class drawn with
+    replacement (`cellbench.sampling.oversample`), as positions into all N cells; otherwise
+    `train` itself. Either indexes an (N, ...) array the same way (``values[train]``).
+    """
+    if sample != "oversampling":
+        return train
+    from cellbench.sampling import oversample
+
+    inside = np.flatnonzero(train)
+    return inside[oversample(np.asarray(labels)[inside], n_per_class, seed=seed)]
 
 
 def split_by_group(

@@ -65,10 +65,15 @@ class SplitConfig(StrictModel):
     fold_seed: int = Field(
         42, description="with folds: the random_state of the fold shuffle (the study's 42)"
     )
-    sample: int | Literal["max", "all"] = Field(
+    sample: int | Literal["max", "all", "oversampling"] = Field(
         "all",
         description="class balancing: N per class in train (N/3 test, N/10 validation); "
-        "max: the smallest class's training count; all: every cell",
+        "max: the smallest class's training count; all: every cell; oversampling: "
+        "oversample_per_class training draws per class, with replacement (validation and "
+        "test cells all kept, each once)",
+    )
+    oversample_per_class: int = Field(
+        5000, ge=1, description="with sample: oversampling, training draws per class"
     )
 
     @field_validator("sample")
@@ -197,6 +202,24 @@ class _ClassicalModel(_Inputs):
         256, ge=1, description="with pca_method: incremental, cells per chunk (the study's 256)"
     )
     class_weight: Literal["balanced"] | None = "balanced"
+    zscore_per_well: bool = Field(
+        False,
+        description="standardise the features of each well's cells with that well's own "
+        "mean and SD before the model (the nucleocentric study's per-well z-score)",
+    )
+    prune_correlation: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="keep one of every pair of features whose |Pearson r| on the training "
+        "cells exceeds this (the study's 0.95); null: keep every feature",
+    )
+    undersample: bool = Field(
+        False,
+        description="train on an equal number of cells of every class, the smallest class's "
+        "count, drawn without replacement (as imbalanced-learn's RandomUnderSampler)",
+    )
+    not_classifier_options: ClassVar[tuple[str, ...]] = ()  # a type's fields its builder lacks
 
     @model_validator(mode="after")
     def _incremental_pca_counts(self):
@@ -223,7 +246,7 @@ class _ClassicalModel(_Inputs):
     @property
     def classifier_options(self) -> dict:
         """The settings this type adds to every classical entry's, by name (e.g. ``C``)."""
-        shared = {*_ClassicalModel.model_fields, "type"}
+        shared = {*_ClassicalModel.model_fields, "type", *self.not_classifier_options}
         return {k: getattr(self, k) for k in type(self).model_fields if k not in shared}
 
 

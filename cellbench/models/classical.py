@@ -59,11 +59,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from cellbench.allocation import task_cpus
 from cellbench.models.crop_pixels import flatten_crops
+from cellbench.models.feature_prep import CorrelationFilter, zscore_per_group
 from cellbench.models.persist import load_sklearn, save_sklearn
 from cellbench.models.registry import Prediction
 from cellbench.models.standardise import Standardisation, fit_standardisation, infinite_as_nan
 from cellbench.models.streamed_pca import fit_streamed, predict_streamed
-from cellbench.splits import TRAIN
+from cellbench.sampling import undersample
+from cellbench.splits import TRAIN, split_groups
 
 if TYPE_CHECKING:
     from cellbench.models.inputs import ModelData
@@ -168,6 +170,10 @@ def train(
     has no checkpoint.
     """
     train_cells = sides[TRAIN]
+    if getattr(params, "undersample", False):
+        if train_cells.dtype == bool:
+            train_cells = np.flatnonzero(train_cells)
+        train_cells = train_cells[undersample(data.labels[train_cells], seed=seed)]
     if getattr(params, "streams_crops", False):
         model = _fit_streamed(params, data, train_cells, seed)
     else:
@@ -230,10 +236,13 @@ def classical_inputs(params, data: ModelData) -> np.ndarray:
     Every cell's flattened crops are in memory at once (with a copy while stacking): models
     with ``pca_method: incremental`` on crops read them in chunks instead (`_fit_streamed`).
     """
+    features = data.features
+    if getattr(params, "zscore_per_well", False) and features is not None:
+        features = zscore_per_group(features, split_groups(data.cells, "well").to_numpy())
     if not params.reads_crops:  # features, or another model's embeddings
-        return data.features
+        return features
     crops = flatten_crops(data.crops.to_array(), params.size_px)  # in memory: scikit-learn
-    return np.hstack([data.features, crops]) if params.reads_features else crops
+    return np.hstack([features, crops]) if params.reads_features else crops
 
 
 def build_classical(params, data: ModelData | None, seed: int) -> Pipeline:
@@ -245,6 +254,7 @@ def build_classical(params, data: ModelData | None, seed: int) -> Pipeline:
         "pca_components": params.pca_components,
         "pca_batch_size": params.pca_batch_size if params.pca_method == "incremental" else None,
         "class_weight": params.class_weight,
+        "prune_correlation": getattr(params, "prune_correlation", None),
         **params.classifier_options,
     }
     if params.reads_features and params.reads_crops:  # fusion
@@ -263,9 +273,10 @@ def build_classifier(
     pca_components: int | float | None = None,
     pca_batch_size: int | None = None,
     class_weight: str | None = "balanced",
+    prune_correlation: float | None = None,
     **options,
 ) -> Pipeline:
-    """Median imputation, standard scaling, optional PCA and a classifier, as one pipeline.
+    """Median imputation, [correlation pruning,] scaling, optional PCA and a classifier.
 
     Parameters
     ----------
@@ -284,6 +295,9 @@ def build_classifier(
         go through `cellbench.models.streamed_pca` instead.
     class_weight : "balanced" or None
         Weights classes inversely to their frequency (all kinds).
+    prune_correlation : float, optional
+        Given: a ``prune`` step after imputation (`CorrelationFilter`) keeps one column of
+        every pair whose |Pearson r| on the training cells exceeds it.
     **options
         The classifier's own settings, the keyword arguments of its builder: ``n_estimators``,
         ``max_depth``, ``min_samples_leaf``, ``n_jobs`` (random_forest); ``C``, ``max_iter``
@@ -294,12 +308,12 @@ def build_classifier(
     Returns
     -------
     Pipeline
-        Steps ``impute``, ``scale``, [``pca``,] ``classify``; unfitted.
+        Steps ``impute``, [``prune``,] ``scale``, [``pca``,] ``classify``; unfitted.
     """
-    steps = [
-        ("impute", MedianImputer(strategy="median", keep_empty_features=True)),
-        ("scale", StandardScaler()),
-    ]
+    steps = [("impute", MedianImputer(strategy="median", keep_empty_features=True))]
+    if prune_correlation is not None:
+        steps.append(("prune", CorrelationFilter(threshold=prune_correlation)))
+    steps.append(("scale", StandardScaler()))
     classifier = _classifier(kind, seed, class_weight=class_weight, **options)
     return _finish(steps, classifier, pca_components, seed, pca_batch_size)
 
@@ -326,7 +340,8 @@ def build_fusion_classifier(
     """
     fuse = BlockStandardiser(block_sizes=list(block_sizes), scale_by_width=scale_by_width)
     pipeline = build_classifier(kind, seed, **options)
-    return Pipeline([("fuse", fuse), *pipeline.steps[2:]])
+    after = [step for step in pipeline.steps if step[0] not in ("impute", "prune", "scale")]
+    return Pipeline([("fuse", fuse), *after])  # no pruning across fused blocks
 
 
 class MedianImputer(SimpleImputer):

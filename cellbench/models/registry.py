@@ -6,7 +6,9 @@ functions, so the train and evaluate stages call them without a branch on the ty
 ``train(params, data, sides, classes, *, seed, settings_hash, paths) -> dict``
     Fit on the ``train`` cells (``val`` for early stopping), save the model under `paths`,
     return details for the task's status. `sides` maps ``train`` / ``val`` to (N,) bool masks
-    of `data`'s cells; `classes` is the output order of a classifier.
+    of `data`'s cells (``train``, with ``split.sample: oversampling``, to positions into
+    them, repeats allowed; ``values[sides["train"]]`` reads either); `classes` is the
+    output order of a classifier.
 ``predict(params, data, split, *, seed, paths) -> Prediction``
     Apply the saved model to every cell of `data`; `split` is each cell's split name.
 

@@ -13,6 +13,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cellbench.config import ModelConfig, SplitConfig
@@ -31,6 +32,7 @@ from cellbench.splits import (
     split_coculture,
     split_groups,
     split_wells_by_compound,
+    training_positions,
 )
 
 log = logging.getLogger(__name__)
@@ -96,11 +98,16 @@ def train_model(
     classes = sorted(set(data.labels))
     sides = {s: (assignment == s).to_numpy() for s in (TRAIN, VAL)}
     train = sides[TRAIN]
+    sides[TRAIN] = training_positions(
+        train, data.labels, split.sample, split.oversample_per_class, seed
+    )
     details = implementation(params.type).train(
         params, data, sides, classes, seed=seed, settings_hash=settings_hash, paths=paths
     )
 
     split_table = pd.DataFrame({"cell_id": data.cells[CELL_ID], SPLIT_COLUMN: assignment})
+    if sides[TRAIN].dtype != bool:  # oversampled: how often each cell was drawn
+        split_table["train_draws"] = np.bincount(sides[TRAIN], minlength=len(split_table))
     with atomic_path(paths.split_file(params.name, seed)) as tmp:
         split_table.to_parquet(tmp, index=False)
     counts = {k: int(v) for k, v in assignment.value_counts().items()}
