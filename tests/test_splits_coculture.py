@@ -69,7 +69,9 @@ def test_load_and_split_label_train_from_layout_and_test_from_markers(tmp_path) 
     assert data.undefined_dropped == int(undefined.sum()) > 0
     assert len(data.labels) == len(table) - int(undefined.sum())
     side = split_cells(data, split, seed=0).to_numpy()
-    culture = data.cells["Metadata_Culture"].to_numpy()
+    culture = data.cells["Metadata_Culture"].to_numpy()  # the layout's, not overwritten
+    assert set(culture) == {"astro", "neuron", "coculture"}
+    assert (side == TEST).sum() == int((mixed & ~undefined).sum()) > 0
     assert (culture[side == TEST] == "coculture").all()
     assert not (culture[side != TEST] == "coculture").any()
     assert (data.labels[side != TEST] == culture[side != TEST]).all()  # the layout's class

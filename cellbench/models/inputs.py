@@ -112,9 +112,11 @@ def load_model_data(
         table = table.merge(keep, on=CELL_ID, how="inner")
     if label not in table.columns:
         raise InputMissing(f"the cells have no {label!r} column (data.label_column)")
+    classes = table[label]  # the layout's culture column stays as it is
     if split is not None and split.by == "coculture":
-        table[label] = _coculture_labels(table, label, split)
-    unlabelled = _unlabelled(table[label])
+        classes = _coculture_labels(table, label, split)
+    table = table.assign(_class=classes)
+    unlabelled = _unlabelled(table["_class"])
     if unlabelled.any():
         log.warning(
             "%s: %d cell(s) without a %s (e.g. of wells not in the layout) left out",
@@ -122,7 +124,7 @@ def load_model_data(
             int(unlabelled.sum()),
             label_column,
         )
-    undefined = table[label].astype(str).to_numpy() == UNDEFINED
+    undefined = table["_class"].astype(str).to_numpy() == UNDEFINED
     if undefined.any():
         n_undefined = int(undefined.sum())
         log.info("%s: %d cell(s) of class %s left out", params.name, n_undefined, UNDEFINED)
@@ -131,7 +133,7 @@ def load_model_data(
     if table.empty:
         raise InputMissing(f"no cell with a class in {label!r}")
     metadata = [c for c in table.columns if c.startswith(METADATA_PREFIX)]
-    data = ModelData(cells=table[metadata].copy(), labels=table[label].astype(str).to_numpy())
+    data = ModelData(cells=table[metadata].copy(), labels=table["_class"].astype(str).to_numpy())
     data.unlabelled_dropped = int(unlabelled.sum())
     data.undefined_dropped = int(undefined.sum())
     if params.reads_features:

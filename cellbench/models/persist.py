@@ -36,6 +36,7 @@ from cellbench.io.atomic import atomic_path
 TRUSTED_TYPES = (
     "cellbench.models.classical.BlockStandardiser",  # fusion: per-block scaling (ours)
     "cellbench.models.classical.MedianImputer",  # SimpleImputer filling inf too (ours)
+    "cellbench.models.feature_prep.CorrelationFilter",  # correlation pruning (ours)
     "numpy.dtype",  # dtypes of fitted arrays
     # gradient-boosting trees (HistGradientBoostingClassifier); checked in `_check_boosted_trees`
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
