@@ -319,6 +319,19 @@ class TrainingConfig(StrictModel):
         description="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with gradient "
         "scaling); fp32: none. The CPU always trains in fp32",
     )
+    batches: Literal["random", "one_per_treatment"] = Field(
+        "random",
+        description="random: shuffled batches of batch_size cells; one_per_treatment: each "
+        "batch holds at most one cell of each treatment (treatment_columns), min(batch_size, "
+        "treatments) of them, the treatments used evenly over an epoch (CP2Image's batches, "
+        "S2); an epoch is then about as many cells as the training set",
+    )
+    treatment_columns: list[Annotated[str, Field(pattern=r"^Metadata_\w+$")]] = Field(
+        default_factory=lambda: ["Metadata_Compound", "Metadata_Concentration"],
+        min_length=1,
+        description="with batches: one_per_treatment, the cell columns whose values together "
+        "name a treatment (default: compound and concentration)",
+    )
     loader_workers: int | None = Field(
         None,
         ge=0,

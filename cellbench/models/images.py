@@ -29,16 +29,22 @@ from cellbench.models.vae import ConvVAE, vae_adversary, vae_from_arguments, vae
 
 
 def image_fit_settings(
-    training: TrainingConfig, seed: int, settings_hash: str, *, augment: bool, square: bool
+    training: TrainingConfig,
+    seed: int,
+    settings_hash: str,
+    *,
+    augment: bool,
+    square: bool,
+    groups: np.ndarray | None = None,
 ) -> FitSettings:
     """The `FitSettings` of one image model's run.
 
     With `augment`, training crops are flipped, turned by multiples of 90 degrees (square
     crops only) and jittered in brightness and contrast (`cellbench.models.augment`).
+    `groups` are the training cells' treatments (``batches: one_per_treatment``).
     """
-    return FitSettings(
-        training, seed, settings_hash, make_augment(rotations=square) if augment else None
-    )
+    augmenter = make_augment(rotations=square) if augment else None
+    return FitSettings(training, seed, settings_hash, augmenter, groups)
 
 
 # Crops the Bernoulli decoder's scaling is fitted on, at most (a seeded sample of the training
@@ -64,6 +70,7 @@ def train_image_classifier(
     balanced: bool = True,
     weights: Path | None = None,
     features: dict[str, np.ndarray] | None = None,
+    batch_groups: np.ndarray | None = None,
 ) -> dict:
     """Fit a ResNet on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -93,6 +100,9 @@ def train_image_classifier(
         Handcrafted features of the same cells: a late-fusion model (`ResNet` with
         ``n_features``), standardised by the mean and standard deviation of the ``train``
         cells (kept in the saved model).
+    batch_groups : (N,) array, optional
+        The ``train`` cells' treatments, for ``batches: one_per_treatment``
+        (`cellbench.models.training.treatment_groups`).
 
     Returns
     -------
@@ -130,6 +140,7 @@ def train_image_classifier(
             settings_hash,
             augment=augment,
             square=train.shape[2] == train.shape[3],
+            groups=batch_groups,
         ),
         Path(checkpoint_path),
     )
@@ -155,6 +166,7 @@ def train_vae(
     max_width: int | None = None,
     logvar_clamp: tuple[float, float] | None = None,
     adversarial: dict | None = None,
+    batch_groups: np.ndarray | None = None,
 ) -> dict:
     """Fit a convolutional VAE on the ``train`` crops (best epoch on ``val``) and save it.
 
@@ -172,6 +184,8 @@ def train_vae(
         VAE+: the keywords of `cellbench.models.adversarial.Adversary` after its
         discriminator and views (learning_rate, momentum, ramp_steps, adversarial_weight);
         a `VAE_DISCRIMINATOR_DEPTH`-block discriminator is trained with the VAE.
+    batch_groups : (N,) array, optional
+        As in `train_image_classifier`.
 
     Returns
     -------
@@ -199,7 +213,9 @@ def train_vae(
         dataset("train"),
         dataset("val"),
         lambda out, x: vae_loss(out, model.scale_inputs(x), beta, decoder),
-        image_fit_settings(training, seed, settings_hash, augment=augment, square=True),
+        image_fit_settings(
+            training, seed, settings_hash, augment=augment, square=True, groups=batch_groups
+        ),
         Path(checkpoint_path),
         adversary=None if adversarial is None else vae_adversary(model, adversarial),
     )

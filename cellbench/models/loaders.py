@@ -18,6 +18,9 @@ memory first. Each crop is its own HDF5 chunk, so a random read costs one chunk;
 systems, at a price: consecutive rows are cells of one field, so a batch of few blocks holds
 few wells (and often few classes), and the order, hence the model, changes.
 
+A training config with ``batches: one_per_treatment`` gets `OnePerGroupBatches` instead: each
+batch at most one cell of each treatment, the treatments used evenly over an epoch.
+
 The batch order of every epoch is a function of (seed, epoch) only, whatever the number of
 workers and wherever a run resumed; worker processes draw no random number the training uses.
 """
@@ -123,6 +126,75 @@ def _shuffled_order(n: int, generator: torch.Generator) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
+class OnePerGroupBatches(Sampler[list[int]]):
+    """Batches of at most one position per group, groups used evenly, fixed by (seed, epoch).
+
+    CP2Image's batches (S2: one cell per treatment). Each batch holds
+    ``k = min(batch_size, groups)`` positions of k different groups: those used least so far
+    this epoch, ties broken at random, so over an epoch every group comes equally often (to
+    within one). Within a group the positions come in a shuffled order, reshuffled when used
+    up, so a group's cells all come before any comes again. An epoch has ``ceil(N / k)``
+    batches, about N positions. Call `set_epoch` before each epoch.
+
+    Parameters
+    ----------
+    groups : (N,) array
+        The group (e.g. treatment) of each position; any hashable values.
+    batch_size : int
+    seed : int
+
+    Examples
+    --------
+    >>> batches = OnePerGroupBatches(["a", "a", "b", "b", "c"], batch_size=2, seed=0)
+    >>> batches.set_epoch(1)
+    >>> all(len(b) == 2 and len({"aabbc"[i] for i in b}) == 2 for b in batches)
+    True
+    """
+
+    def __init__(self, groups, batch_size: int, seed: int) -> None:
+        codes, members = _group_members(groups)
+        if len(members) < 1 or int(batch_size) < 1:
+            raise ValueError(
+                f"one batch per treatment needs cells and batch_size >= 1; got {len(codes)} "
+                f"cells and batch_size {batch_size}"
+            )
+        self.members, self.n = members, len(codes)
+        self.k = min(int(batch_size), len(members))
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that, with the seed, fixes the next batches."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.k)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        used = np.zeros(len(self.members), dtype=np.int64)
+        queues = [rng.permutation(m) for m in self.members]
+        cursors = [0] * len(self.members)
+        for _ in range(len(self)):
+            chosen = np.lexsort((rng.random(len(used)), used))[: self.k]
+            batch = []
+            for g in chosen:
+                if cursors[g] == len(queues[g]):
+                    queues[g], cursors[g] = rng.permutation(self.members[g]), 0
+                batch.append(int(queues[g][cursors[g]]))
+                cursors[g] += 1
+            used[chosen] += 1
+            yield batch
+
+
+def _group_members(groups) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(N,) integer codes of `groups` and, per code, the positions that hold it."""
+    codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    order = np.argsort(codes, kind="stable")
+    splits = np.flatnonzero(np.diff(codes[order])) + 1
+    members = np.split(order, splits) if len(order) else []
+    return codes, members
+
+
 class EpochBatches:
     """The batches of one dataset, epoch after epoch, in an order fixed by (seed, epoch).
 
@@ -140,6 +212,9 @@ class EpochBatches:
     workers : int or None
         Worker processes for a store-backed dataset (`loader_workers`); in-memory datasets
         are always read by this process.
+    groups : (N,) array, optional
+        With `shuffle`, batches of at most one item per group (`OnePerGroupBatches`, e.g.
+        one cell per treatment) instead of random batches; `drop_last` is then not read.
     """
 
     def __init__(
@@ -152,12 +227,18 @@ class EpochBatches:
         drop_last: bool,
         device: torch.device,
         workers: int | None = None,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.seed, self.drop_last = seed, drop_last
-        self.sampler: BlockShuffleSampler | None = None
+        self.sampler: BlockShuffleSampler | OnePerGroupBatches | None = None
         self.loader: DataLoader | None = None
-        if reads_files(data):
+        if groups is not None and shuffle:
+            if len(groups) != len(data):
+                raise ValueError(f"{len(groups)} groups for {len(data)} items")
+            self.sampler = OnePerGroupBatches(groups, batch_size, seed)
+            self.loader = _group_loader(data, self.sampler, device, workers)
+        elif reads_files(data):
             self.sampler = BlockShuffleSampler(len(data), seed) if shuffle else None
             order = self.sampler if shuffle else SequentialSampler(data)
             self.loader = _file_loader(
@@ -181,6 +262,15 @@ class EpochBatches:
     def close(self) -> None:
         """Stop the persistent workers (they also stop when this object is collected)."""
         self.loader = None
+
+
+def _group_loader(
+    data: Dataset, batches: OnePerGroupBatches, device: torch.device, workers: int | None
+) -> DataLoader:
+    """The loader of `batches`: with workers for a store-backed dataset, else in process."""
+    if reads_files(data):
+        return _file_loader(data, batches, device, loader_workers(workers))
+    return DataLoader(data, batch_sampler=batches)
 
 
 def evaluation_batches(
@@ -257,7 +347,7 @@ def _rows_of_one_tensor(values: Sequence[Any]) -> Any:
 
 def _file_loader(
     data: Dataset,
-    batches: BatchSampler,
+    batches: BatchSampler | OnePerGroupBatches,
     device: torch.device,
     workers: int,
     persistent: bool = True,

@@ -29,6 +29,7 @@ from cellbench.models.training import (
     finish,
     fit,
     save_history,
+    treatment_groups,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def train_mlp(
     settings_hash: str,
     model_path,
     checkpoint_path,
+    batch_groups: np.ndarray | None = None,
 ) -> dict:
     """Fit the MLP on the ``train`` cells (best epoch on ``val`` cells) and save it.
 
@@ -87,6 +89,8 @@ def train_mlp(
         (N, F) float features and (N,) class names of the ``train`` and ``val`` cells.
     classes : list of str
         Output order of the logits.
+    batch_groups : (N,) array, optional
+        The ``train`` cells' treatments, for ``batches: one_per_treatment``.
 
     Returns
     -------
@@ -110,7 +114,7 @@ def train_mlp(
         class_weights(train_targets, len(classes)) if params.class_weight == "balanced" else None
     )
     loss = nn.CrossEntropyLoss(weight=weights)  # on logits
-    settings = FitSettings(params, seed, settings_hash)  # the entry's TrainingConfig, whole
+    settings = FitSettings(params, seed, settings_hash, groups=batch_groups)  # params: whole
     history = fit(
         model,
         dataset("train"),
@@ -181,6 +185,7 @@ def train(
         settings_hash,
         paths.torch_model_file(params.name, seed),
         paths.checkpoint(params.name, seed),
+        batch_groups=treatment_groups(params, data.cells, sides["train"]),
     )
     return save_history(history, paths.history(params.name, seed))
 

@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from cellbench.models.registry import Prediction
-from cellbench.models.training import by_split, predict_batches, run_arguments, save_history
+from cellbench.models.training import (
+    by_split,
+    predict_batches,
+    run_arguments,
+    save_history,
+    treatment_groups,
+)
 
 if TYPE_CHECKING:
     from cellbench.config import ResNetModel
@@ -251,6 +257,7 @@ def train(
         augment=params.augment,
         weights=params.weights,
         features=by_split(data.features, sides) if params.input == "fusion" else None,
+        batch_groups=treatment_groups(params, data.cells, sides["train"]),
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))

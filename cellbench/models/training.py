@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from cellbench.config import TrainingConfig
-from cellbench.errors import CellbenchError
+from cellbench.errors import CellbenchError, ConfigError
 from cellbench.io.atomic import write_json
 
 # The checkpoint functions live in `cellbench.models.checkpoint`; they stay importable from here.
@@ -68,12 +69,53 @@ class FitSettings:
     augment : callable, optional
         Called as ``augment(inputs, generator)`` on every training batch (never on
         validation batches), with a CPU generator seeded from (seed, epoch).
+    groups : (N,) array, optional
+        The treatment of each training item (`treatment_groups`); with ``training.batches:
+        one_per_treatment`` the training batches hold at most one item per treatment.
     """
 
     training: TrainingConfig
     seed: int
     settings_hash: str
     augment: Augment | None = None
+    groups: np.ndarray | None = None
+
+    def batch_groups(self) -> np.ndarray | None:
+        """The groups the training batches are drawn by, or None for random batches."""
+        if self.training.batches == "random":
+            return None
+        if self.groups is None:
+            raise ConfigError(
+                "batches: one_per_treatment needs each training cell's treatment, and this "
+                "model's trainer was given none; use batches: random for it"
+            )
+        return self.groups
+
+
+def treatment_groups(
+    training: TrainingConfig, cells: pd.DataFrame, rows: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The treatment of each cell (`rows` of `cells`), for ``batches: one_per_treatment``.
+
+    The values of ``training.treatment_columns`` joined by ``+``; None with ``batches:
+    random``.
+
+    Raises
+    ------
+    ConfigError
+        When a treatment column is not among the cells' columns.
+    """
+    if training.batches == "random":
+        return None
+    missing = [c for c in training.treatment_columns if c not in cells.columns]
+    if missing:
+        raise ConfigError(
+            f"treatment_columns: {missing} are not columns of the cells; they have "
+            f"{sorted(c for c in cells.columns if c.startswith('Metadata_'))}"
+        )
+    picked = cells if rows is None else cells[rows]
+    parts = [picked[c].astype(str).to_numpy() for c in training.treatment_columns]
+    return np.array(["+".join(values) for values in zip(*parts, strict=True)], dtype=object)
 
 
 def fit(
@@ -155,7 +197,12 @@ def _epoch_batches(
     lone = len(train) > 1 and len(train) % training.batch_size == 1
     options = {"seed": settings.seed, "device": device, "workers": training.loader_workers}
     train_batches = EpochBatches(
-        train, training.batch_size, shuffle=True, drop_last=lone, **options
+        train,
+        training.batch_size,
+        shuffle=True,
+        drop_last=lone,
+        groups=settings.batch_groups(),
+        **options,
     )
     if validation is None:
         return train_batches, None

@@ -27,7 +27,13 @@ from torch import nn
 
 from cellbench.models.adversarial import Adversary, Discriminator
 from cellbench.models.registry import Prediction
-from cellbench.models.training import by_split, predict_batches, run_arguments, save_history
+from cellbench.models.training import (
+    by_split,
+    predict_batches,
+    run_arguments,
+    save_history,
+    treatment_groups,
+)
 from cellbench.splits import TRAIN
 
 if TYPE_CHECKING:
@@ -250,6 +256,7 @@ def train(
         decoder=params.decoder,
         augment=params.augment,
         adversarial=adversary_settings(params),
+        batch_groups=treatment_groups(params, data.cells, sides["train"]),
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))

@@ -41,7 +41,7 @@ def blob_crops(
 
 def fit_settings(**overrides) -> FitSettings:
     """Small, fast `FitSettings`; keyword arguments replace its or its `TrainingConfig`'s fields."""
-    run = {"seed": 0, "settings_hash": "test", "augment": None}
+    run = {"seed": 0, "settings_hash": "test", "augment": None, "groups": None}
     training = {
         "epochs": 2,
         "batch_size": 8,

@@ -1,11 +1,17 @@
-"""`collate_crops`: the batch of a batched read as it is, anything else as default_collate."""
+"""`collate_crops`: the batch of a batched read as it is, anything else as default_collate;
+`OnePerGroupBatches`: one cell per treatment, treatments used evenly."""
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import default_collate
 
-from cellbench.models.loaders import EpochBatches, collate_crops, evaluation_batches
+from cellbench.models.loaders import (
+    EpochBatches,
+    OnePerGroupBatches,
+    collate_crops,
+    evaluation_batches,
+)
 
 
 def assert_like_default(batch, items):
@@ -85,3 +91,70 @@ def test_store_backed_loaders_collate_with_collate_crops():
     assert torch.equal(images, data.images[:4])
     seen = torch.cat([batch[0] for batch in train.epoch(1)])
     assert torch.equal(seen.sort(0).values, data.images.sort(0).values)
+
+
+def treatments(sizes) -> np.ndarray:
+    """Treatment names, ``sizes[g]`` cells of treatment g, in a seeded shuffled order."""
+    names = np.repeat([f"compound{g}+{g / 10}" for g in range(len(sizes))], sizes)
+    return np.random.default_rng(3).permutation(names)
+
+
+def epoch_of(groups, batch_size, seed=0, epoch=1) -> list[list[int]]:
+    sampler = OnePerGroupBatches(groups, batch_size, seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+@pytest.mark.parametrize("batch_size", [3, 5, 8, 64])
+def test_one_per_treatment_batches_hold_distinct_treatments_used_evenly(batch_size):
+    groups = treatments([1, 2, 3, 5, 8, 13, 21, 4])  # 57 cells of 8 treatments
+    batches = epoch_of(groups, batch_size)
+    k = min(batch_size, 8)
+    assert len(batches) == -(-len(groups) // k) and all(len(b) == k for b in batches)
+    for batch in batches:
+        assert len(set(groups[batch])) == len(batch)  # at most one cell per treatment
+    names, counts = np.unique(groups[np.concatenate(batches)], return_counts=True)
+    assert len(names) == 8 and counts.max() - counts.min() <= 1
+
+
+def test_one_per_treatment_uses_a_treatments_cells_before_repeating_any():
+    groups = treatments([2, 6, 30])
+    positions = np.concatenate(epoch_of(groups, 3))  # every batch: one of each treatment
+    for name in np.unique(groups):
+        drawn = [p for p in positions if groups[p] == name]
+        size = int((groups == name).sum())
+        first = drawn[: min(size, len(drawn))]
+        assert len(set(first)) == len(first)
+        assert set(drawn) <= set(np.flatnonzero(groups == name))
+        if size <= len(drawn):  # a small treatment: every cell comes, then again
+            assert set(first) == set(np.flatnonzero(groups == name))
+
+
+def test_one_per_treatment_batches_are_fixed_by_seed_and_epoch():
+    groups = treatments([4, 5, 6, 7])
+    assert epoch_of(groups, 4, seed=1, epoch=2) == epoch_of(groups, 4, seed=1, epoch=2)
+    assert epoch_of(groups, 4, seed=1, epoch=2) != epoch_of(groups, 4, seed=1, epoch=3)
+    assert epoch_of(groups, 4, seed=1, epoch=2) != epoch_of(groups, 4, seed=2, epoch=2)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_epoch_batches_draw_one_per_treatment_in_memory_and_from_stores(streamed):
+    groups = treatments([3, 3, 4])
+    data = Streamed(10) if streamed else torch.utils.data.TensorDataset(torch.arange(10))
+    cpu = torch.device("cpu")
+    batches = EpochBatches(
+        data, 8, shuffle=True, seed=0, drop_last=False, device=cpu, workers=0, groups=groups
+    )
+    expected = epoch_of(groups, 8, seed=0, epoch=2)
+    got = list(batches.epoch(2))
+    assert len(got) == len(expected) == 4
+    for batch, rows in zip(got, expected, strict=True):
+        want = data.images[rows] if streamed else torch.as_tensor(rows)
+        assert torch.equal(batch[0], want)
+
+
+def test_one_per_treatment_needs_as_many_groups_as_items():
+    cpu = torch.device("cpu")
+    data = torch.utils.data.TensorDataset(torch.arange(4))
+    with pytest.raises(ValueError, match="3 groups for 4 items"):
+        EpochBatches(data, 2, shuffle=True, seed=0, drop_last=False, device=cpu, groups=[1, 2, 3])
