@@ -535,7 +535,13 @@ class VAEModel(_TorchTraining):
 
 
 class CP2ImageModel(_TorchTraining, _FeatureChoice):
-    """A generator from a cell's feature vector to its crop (pixel loss, optional GAN term)."""
+    """A generator from a cell's feature vector to its crop (pixel loss, optional GAN term).
+
+    ``architecture: published`` with ``spectral_norm``, ``feature_matching_schedule:
+    delayed``, ``feature_matching_distance: paired``, ``optimizer: adam`` and
+    ``discriminator_optimizer: sgd`` is the published CP2Image (S2); see
+    `cellbench.models.cp2image_published` and configs/studies/cp2image.yaml.
+    """
 
     gives_crops = True  # crops generated from features
 
@@ -548,6 +554,65 @@ class CP2ImageModel(_TorchTraining, _FeatureChoice):
     )
     size_px: int = Field(32, ge=8)
     feature_matching: bool = Field(False, description="add discriminator feature matching")
+    architecture: Literal["default", "published"] = Field(
+        "default",
+        description="default: a linear layer to 4 x 4, then upsampling blocks, with a "
+        "stride-2 discriminator; published: the paper's generator (the feature vector at 1 x "
+        "1 grown to 68 x 68 by padded 5 x 5 convolutions and nearest upsampling, an image "
+        "at every scale) and its pooling discriminator; needs size_px: 68",
+    )
+    spectral_norm: bool = Field(
+        False, description="spectral normalisation of every discriminator convolution/linear"
+    )
+    feature_matching_schedule: Literal["constant", "delayed"] = Field(
+        "constant",
+        description="constant: every discriminator layer weighs 1 from the start; delayed: "
+        "layer k (from 0) weighs clip((t - D (k + 1)) / D, 0, 1) at step t, D = "
+        "feature_matching_delay_steps (the paper's schedule)",
+    )
+    feature_matching_delay_steps: int = Field(
+        2500, ge=1, description="D of the delayed schedule (the paper's 2500 steps)"
+    )
+    feature_matching_distance: Literal["l2", "l1", "paired"] = Field(
+        "l2",
+        description="l2 / l1: between the batch means of real and generated features; "
+        "paired: mean squared difference of each real crop's features and its own generated "
+        "crop's (the paper's)",
+    )
+    feature_matching_weight: float = Field(
+        1.0, ge=0, description="the feature-matching term's weight beside the pixel loss"
+    )
+    discriminator_optimizer: Literal["as_generator", "sgd"] = Field(
+        "as_generator",
+        description="as_generator: the generator's optimizer and learning rate; sgd: SGD "
+        "with discriminator_learning_rate and discriminator_momentum (the paper's)",
+    )
+    discriminator_learning_rate: float = Field(
+        1e-3, gt=0, description="with discriminator_optimizer: sgd (the paper's 0.001)"
+    )
+    discriminator_momentum: float = Field(
+        0.9, ge=0, lt=1, description="with discriminator_optimizer: sgd (the paper's 0.9)"
+    )
+    pixel_loss_scales: Literal["last", "all"] = Field(
+        "last",
+        description="with architecture: published, the images the pixel loss compares: last, "
+        "the 68 px one (the paper's code); all: the mean over the 5, 14, 32 and 68 px images, "
+        "the crop area-averaged to each",
+    )
+
+    @model_validator(mode="after")
+    def _published_size(self):
+        if self.architecture == "published" and self.size_px != 68:
+            raise ValueError(
+                f"size_px: architecture: published generates 68 x 68 crops; set size_px: 68 "
+                f"(got {self.size_px}); crops are resized to it when read"
+            )
+        if self.pixel_loss_scales == "all" and self.architecture != "published":
+            raise ValueError(
+                "pixel_loss_scales: all needs architecture: published (the default "
+                "generator makes one scale)"
+            )
+        return self
 
 
 ModelConfig = Annotated[

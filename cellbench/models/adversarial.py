@@ -8,6 +8,11 @@ momentum), and returns the generator's added terms: ``adversarial_weight`` times
 non-saturating GAN loss plus the feature matching of every discriminator layer i weighted by
 ``gamma_i(t) = clip(t / ramp_steps - i, 0, 1)`` (t the training step), so deeper layers join
 later. Its weights, optimiser state and step counter go into `fit`'s checkpoint.
+
+CP2Image (S2) schedules its layers differently (`delayed_feature_matching_weights`: layer k
+joins at step ``delay (k + 1)`` and reaches weight 1 ``delay`` steps later), matches each
+real crop's features with those of its own generated crop (``distance="paired"``) and
+normalises its discriminator's weights spectrally (`add_spectral_norm`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations
 
 Views = Callable[[object, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -26,11 +32,17 @@ class Discriminator(nn.Module):
 
     Block i has ``width * 2**i`` channels. By default there are ``log2(S / 4)`` blocks (at
     least one; S 4 times a power of two), down to 4 x 4; `depth` sets the number of blocks
-    instead (any side of at least ``2 ** depth``, halved rounding down).
+    instead (any side of at least ``2 ** depth``, halved rounding down). With
+    `spectral_norm`, every convolution and the linear layer are spectrally normalised.
     """
 
     def __init__(
-        self, in_channels: int, image_size: int, width: int = 16, depth: int | None = None
+        self,
+        in_channels: int,
+        image_size: int,
+        width: int = 16,
+        depth: int | None = None,
+        spectral_norm: bool = False,
     ):
         super().__init__()
         if depth is None:
@@ -46,6 +58,8 @@ class Discriminator(nn.Module):
             c_in, side = c_out, side // 2
         self.layers = nn.ModuleList(layers)
         self.head = nn.Linear(c_in * side**2, 1)
+        if spectral_norm:
+            add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(N, C, S, S) -> ((N,) logits, the output of every convolution block)."""
@@ -68,21 +82,55 @@ def feature_matching_loss(
     ----------
     real, fake : list of (N, ...) Tensor
         Intermediate discriminator features, layer by layer.
-    distance : {"l2", "l1"}
-        Mean squared or mean absolute difference of the batch means, summed over layers.
+    distance : {"l2", "l1", "paired"}
+        Mean squared or mean absolute difference of the batch means, summed over layers;
+        paired: the mean squared difference of each real crop's features and those of the
+        generated crop at the same position (CP2Image's loss, there scaled by 0.5 C S S).
     weights : list of float, optional
         One weight per layer (default: all 1); a layer of weight 0 adds nothing.
     """
-    if distance not in ("l1", "l2"):
-        raise ValueError(f"distance must be 'l1' or 'l2', got {distance!r}")
+    if distance not in ("l1", "l2", "paired"):
+        raise ValueError(f"distance must be 'l1', 'l2' or 'paired', got {distance!r}")
     weights = [1.0] * len(real) if weights is None else weights
     total = torch.zeros((), device=fake[0].device)
     for r, f, w in zip(real, fake, weights, strict=True):
         if w == 0:
             continue
+        if distance == "paired":
+            total = total + w * (r - f).pow(2).mean()
+            continue
         gap = r.mean(dim=0) - f.mean(dim=0)
         total = total + w * (gap.abs().mean() if distance == "l1" else gap.pow(2).mean())
     return total
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectrally normalise every convolution and linear layer of `module`, in place.
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm`` (one power iteration per forward
+    pass in training mode); returns `module`.
+    """
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for layer in layers:
+        parametrizations.spectral_norm(layer)
+    return module
+
+
+def delayed_feature_matching_weights(step: int, n_layers: int, delay_steps: int) -> list[float]:
+    """CP2Image's schedule: layer k weighs ``clip((step - delay (k + 1)) / delay, 0, 1)``.
+
+    Layers count from 0; `delay_steps` is the published 2500.
+
+    Examples
+    --------
+    >>> delayed_feature_matching_weights(3750, 3, 2500)
+    [0.5, 0.0, 0.0]
+    """
+    if delay_steps < 1:
+        raise ValueError(f"delay_steps must be a positive number of steps, got {delay_steps}")
+    return [
+        min(max((step - delay_steps * (k + 1)) / delay_steps, 0.0), 1.0) for k in range(n_layers)
+    ]
 
 
 def feature_matching_gammas(step: int, n_layers: int, ramp_steps: int) -> list[float]:

@@ -4,6 +4,9 @@ Features are imputed (training medians) and standardised (training mean and SD) 
 feature model does (`cellbench.models.standardise`); the statistics are saved with the
 weights, so `generate` needs nothing but the model file.
 
+``architecture: published`` builds the paper's networks (`cellbench.models.cp2image_published`);
+the saved file names its architecture, so `generate` rebuilds the right one.
+
 The ``cp2image`` model type of the registry (`cellbench.models.registry`): `train`, `predict`
 (no classes) and `reconstruct` (crops generated from the cells' features).
 """
@@ -19,7 +22,13 @@ from torch.utils.data import Dataset
 
 from cellbench.config import TrainingConfig
 from cellbench.io.atomic import atomic_path
-from cellbench.models.cp2image import CP2ImageGenerator, Discriminator, train_cp2image
+from cellbench.models.cp2image import (
+    AdversarialSettings,
+    CP2ImageGenerator,
+    Discriminator,
+    train_cp2image,
+)
+from cellbench.models.cp2image_published import PublishedDiscriminator, PublishedGenerator
 from cellbench.models.crop_rows import CropRows, as_crop_rows
 from cellbench.models.persist import load_torch
 from cellbench.models.registry import Prediction
@@ -31,6 +40,7 @@ from cellbench.models.training import (
     predict_batches,
     run_arguments,
     save_history,
+    treatment_groups,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +59,7 @@ def train_generator(
     settings_hash: str,
     model_path: Path,
     checkpoint_path: Path,
+    batch_groups: np.ndarray | None = None,
 ) -> dict:
     """Fit the generator on the ``train`` cells (best pixel loss on ``val``) and save it.
 
@@ -62,13 +73,14 @@ def train_generator(
     training : TrainingConfig
         The optimisation settings (a `CP2ImageModel` entry is one). Augmentation is never
         used (it would break the feature-to-pixel correspondence).
+    batch_groups : (N,) array, optional
+        The ``train`` cells' treatments, for ``batches: one_per_treatment``.
     """
     stats = fit_standardisation(features["train"])
     torch.manual_seed(seed)
     crops = {split: as_crop_rows(x, f"images[{split!r}]") for split, x in images.items()}
     shape = crops["train"].shape
-    generator = CP2ImageGenerator(features["train"].shape[1], shape[1], shape[-1])
-    discriminator = Discriminator(shape[1], shape[-1]) if params.feature_matching else None
+    generator, discriminator = build_networks(params, features["train"].shape[1], shape)
 
     def dataset(split: str) -> Dataset | None:
         if len(features.get(split, [])) == 0:
@@ -76,13 +88,20 @@ def train_generator(
         x = torch.from_numpy(stats.apply(features[split]).astype(np.float32))
         return FeaturesToCrops(x, crops[split].dataset())
 
-    settings = FitSettings(training, seed, settings_hash)
+    settings = FitSettings(training, seed, settings_hash, groups=batch_groups)
     history = train_cp2image(
-        generator, dataset("train"), dataset("val"), settings, Path(checkpoint_path), discriminator
+        generator,
+        dataset("train"),
+        dataset("val"),
+        settings,
+        Path(checkpoint_path),
+        discriminator,
+        AdversarialSettings.from_config(params),
     )
     saved = {"median": stats.medians, "mean": stats.means, "sd": stats.scales}  # file keys
     payload = {
         "kind": "cp2image",
+        "architecture": params.architecture,
         "arguments": dict(generator.arguments),
         "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
         **{key: torch.as_tensor(values, dtype=torch.float64) for key, values in saved.items()},
@@ -91,6 +110,27 @@ def train_generator(
         torch.save(payload, tmp)
     finish(Path(checkpoint_path))
     return history
+
+
+GENERATORS = {"default": CP2ImageGenerator, "published": PublishedGenerator}
+
+
+def build_networks(params, n_features: int, shape: tuple[int, ...]) -> tuple:
+    """The generator of `params.architecture` and its discriminator (None without one).
+
+    Parameters
+    ----------
+    params : CP2ImageModel
+    n_features : int
+    shape : (N, C, S, S) of the target crops
+    """
+    channels, side = shape[1], shape[-1]
+    generator = GENERATORS[params.architecture](n_features, channels, side)
+    if not params.feature_matching:
+        return generator, None
+    if params.architecture == "published":
+        return generator, PublishedDiscriminator(channels, side, spectral_norm=params.spectral_norm)
+    return generator, Discriminator(channels, side, spectral_norm=params.spectral_norm)
 
 
 class FeaturesToCrops(Dataset):
@@ -126,7 +166,7 @@ class FeaturesToCrops(Dataset):
 def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, F) raw features -> (N, C, S, S) float32 crops from a saved generator."""
     saved = load_torch(model_path)  # weights_only: tensors and plain data, never code
-    generator = CP2ImageGenerator(**saved["arguments"])
+    generator = GENERATORS[saved.get("architecture", "default")](**saved["arguments"])
     generator.load_state_dict(saved["state_dict"])
     generator.eval()
     stats = Standardisation(saved["median"].numpy(), saved["mean"].numpy(), saved["sd"].numpy())
@@ -155,6 +195,7 @@ def train(
         params,
         by_split(data.features, sides),
         by_split(data.crops, sides),
+        batch_groups=treatment_groups(params, data.cells, sides["train"]),
         **run_arguments(params, seed, settings_hash, paths),
     )
     return save_history(history, paths.history(params.name, seed))

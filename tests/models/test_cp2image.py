@@ -5,6 +5,7 @@ from torch.utils.data import TensorDataset
 
 from cellbench.models.augment import make_augment
 from cellbench.models.cp2image import (
+    AdversarialSettings,
     CP2ImageGenerator,
     Discriminator,
     feature_matching_loss,
@@ -63,7 +64,7 @@ def test_feature_matching_variant_trains_checkpoints_and_resumes(tmp_path):
             fit_settings(epochs=epochs),
             checkpoint,
             discriminator=Discriminator(2, 16, width=4),
-            feature_matching_weight=0.5,
+            adversarial=AdversarialSettings(feature_matching_weight=0.5),
         )
 
     history = run(1)
