@@ -6,12 +6,17 @@ $CELLBENCH_DATA at a reduced size (one seed, one epoch, a subset of the cells).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cellbench.config import config_from_dict, default_data_root
+from cellbench.execution.run import execute
 from cellbench.models.adversarial import (
     Discriminator,
     delayed_feature_matching_weights,
@@ -24,6 +29,8 @@ from cellbench.models.cp2image_published import (
     PublishedGenerator,
     multiscale_pixel_loss,
 )
+from cellbench.paths import ResultsPaths
+from tests.helpers import REPO
 from tests.models import fit_settings
 
 
@@ -213,3 +220,30 @@ def test_config_errors_name_the_key():
     params = CP2ImageModel(**entry, size_px=68, feature_matching_schedule="delayed")
     settings = AdversarialSettings.from_config(params)
     assert (settings.schedule, settings.delay_steps) == ("delayed", 2500)
+
+
+@pytest.mark.skipif(
+    not (default_data_root() / "bbbc021").is_dir(), reason="BBBC021 not in $CELLBENCH_DATA"
+)
+def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path):
+    raw = yaml.safe_load((REPO / "configs" / "studies" / "cp2image.yaml").read_text())
+    raw["results_root"] = str(tmp_path / "results")
+    raw["models"][0]["epochs"] = 1
+    raw["features"] = {"texture": None}  # fewer features to measure, twice: a reduced size
+    config = config_from_dict(raw)
+    model = config.models[0]
+    assert (model.architecture, model.spectral_norm, model.batches) == (
+        "published",
+        True,
+        "one_per_treatment",
+    )
+    assert config.split.by == "compound"
+    results = execute(config, "all", "local", echo=lambda line: None).results
+    assert [f"{r.stage}/{r.task}: {r.message}" for r in results if not r.ok] == []
+    paths = ResultsPaths(config.results_root)
+    metrics = json.loads(paths.metrics(model.name, 0).read_text())
+    assert metrics["reconstruction_mse"] >= 0 and -1 <= metrics["ssim"] <= 1
+    assert "generated_features_mean_pearson_r" in metrics
+    history = json.loads(paths.history(model.name, 0).read_text())
+    assert len(history["epochs"]) == 1 and history["epochs"][0]["feature_matching"] == 0
+    assert (paths.report_dir / "index.html").stat().st_size > 0
