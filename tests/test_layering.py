@@ -20,6 +20,7 @@ LAYERS = [
     "evaluate",
     "models",
     "splits",
+    "sampling",
     "features",
     "crops",
     "ground_truth",
