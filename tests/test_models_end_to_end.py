@@ -40,7 +40,8 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
     raw["data"]["input"]["plates"] = 1
     config, paths = run_all(raw)
     assert {m.type for m in config.models} == set(MODEL_TYPES)
-    for model in ("rf", "svm", "gb", "logreg_fusion", "mlp", "resnet", "logreg_on_resnet"):
+    classifiers = ("rf", "svm", "gb", "logreg_fusion", "mlp", "logreg_torch", "resnet")
+    for model in (*classifiers, "logreg_on_resnet"):
         result = metrics(paths, model)
         assert result["accuracy"] > result["majority_rate"], (model, result)
     for model in ("resnet", "vae"):
