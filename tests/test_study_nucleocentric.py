@@ -27,8 +27,10 @@ def reduced(results_root) -> dict:
     raw["data"]["input"] |= {"rows": "AB", "columns": [1, 2, 3], "sites": 2}
     raw["data"]["input"] |= {"field_shape_px": [160, 160], "cells_per_field": 14}
     raw["seeds"] = [0]
-    keep = {"rf", "resnet18_nucleocentric"}
+    keep = {"rf", "rf_trees_010", "rf_trees_150", "resnet18_nucleocentric"}
     raw["models"] = [m for m in raw["models"] if m["name"] in keep]
+    for sweep in raw["report"]["sweeps"]:  # the sweep's two ends
+        sweep["models"] = [m for m in sweep["models"] if m in keep]
     for model in raw["models"]:
         if "epochs" in model:
             model |= {"epochs": 1, "gradcam_cells": 2}
@@ -46,6 +48,10 @@ def test_the_study_uses_the_studys_settings() -> None:
     kinds = {m.crop_kind for m in config.models if m.type == "resnet"}
     assert kinds == {"whole_cell", "nuclear", "nucleocentric"}
     assert {m.depth for m in config.models if m.type == "resnet"} == {18, 50}
+    (sweep,) = config.report.sweeps
+    swept = [config.model(m) for m in sweep.models]
+    assert [m.n_estimators for m in swept] == list(range(10, 151, 20))
+    assert {(m.max_depth, m.zscore_per_well, m.undersample) for m in swept} == {(10, True, True)}
 
 
 def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
@@ -66,3 +72,8 @@ def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
         metrics = json.loads(paths.metrics(model.name, 0).read_text())
         assert 0 <= metrics["accuracy"] <= 1, model.name
     assert (paths.report_dir / "index.html").stat().st_size > 0
+    sweep = pd.read_csv(paths.report_dir / "sweep_trees.csv")
+    assert list(sweep["value"]) == [10, 150]
+    assert list(sweep["model"]) == ["rf_trees_010", "rf_trees_150"]
+    assert sweep["accuracy_mean"].between(0, 1).all()
+    assert (paths.report_dir / "sweep_trees.png").stat().st_size > 0

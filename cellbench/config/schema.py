@@ -371,10 +371,29 @@ class PublishedResult(StrictModel):
     note: str = Field("", description="what differs between the study's setup and this one")
 
 
+class ParameterSweep(StrictModel):
+    """Accuracy against one setting over models that differ only in it (the study's tree sweep).
+
+    The aggregate stage writes the table ``sweep <name>`` (the setting's value, accuracy mean
+    and ± 3 SE over seeds, per model) and the figure ``sweep_<name>.png``.
+    """
+
+    name: ModelName = Field(description="the sweep's name in the table and the figure's file")
+    models: Annotated[list[ModelName], Field(min_length=2)] = Field(
+        description="the models of the sweep, each with a number under `parameter`"
+    )
+    parameter: str = Field(
+        pattern=r"^\w+$", description="the model setting on the x axis, e.g. n_estimators"
+    )
+
+
 class ReportConfig(StrictModel):
     """Extra analyses of the aggregate stage."""
 
     kl_pairs: list[KLPair] = Field(default_factory=list)
+    sweeps: list[ParameterSweep] = Field(
+        default_factory=list, description="accuracy against a setting over several models"
+    )
     published: list[PublishedResult] = Field(
         default_factory=list,
         description="published numbers shown beside ours in the report's first table",
@@ -456,6 +475,17 @@ class Config(StrictModel):
                     raise ValueError(
                         f"report.kl_pairs.{i}.{key}: {name!r} gives no class probabilities; "
                         f"use one of the types {list(PROBABILISTIC_TYPES)}"
+                    )
+        for i, sweep in enumerate(self.report.sweeps):
+            for j, name in enumerate(sweep.models):
+                key = f"report.sweeps.{i}.models.{j}"
+                if name not in names:
+                    raise ValueError(f"{key}: no model named {name!r}")
+                value = getattr(self.model(name), sweep.parameter, None)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(
+                        f"{key}: model {name!r} has no number under "
+                        f"{sweep.parameter!r} (report.sweeps.{i}.parameter)"
                     )
         for i, published in enumerate(self.report.published):
             if published.model not in names:

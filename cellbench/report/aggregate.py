@@ -19,6 +19,7 @@ from cellbench.report.mmd import mmd_report
 from cellbench.report.profiles import profile_representation
 from cellbench.report.published import published_table
 from cellbench.report.summary import accuracy_chart, answer_lines, summary_html
+from cellbench.report.sweeps import sweep_report
 from cellbench.report.tables import (
     classification_report,
     fold_notes,
@@ -101,6 +102,9 @@ def build_report(
         tables["accuracy"] = tables["accuracy"][ACCURACY_COLUMNS]
     tables = {name: table for name, table in tables.items() if not table.empty}
     figures = _figures(config, paths, records)
+    sweep_tables, sweep_figures = sweep_report(config, tables.get("accuracy"), paths)
+    tables.update(sweep_tables)
+    figures += sweep_figures
     for pair in config.report.kl_pairs:
         summary, pngs = _kl_study(pair, config.seeds[0], paths)
         tables[f"KL {pair.original} vs {pair.masked}"] = summary
