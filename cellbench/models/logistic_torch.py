@@ -25,37 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cellbench.config import LogisticRegressionTorchModel
-from cellbench.models.mlp import predict_proba_mlp, train_mlp
+from cellbench.models.mlp import predict_proba_mlp
+from cellbench.models.mlp import train as train  # mlp's fit, whole: the network has no hidden layer
 from cellbench.models.registry import Prediction
-from cellbench.models.training import by_split, save_history
 
 if TYPE_CHECKING:
     from cellbench.models.inputs import ModelData
     from cellbench.paths import ResultsPaths
-
-
-def train(
-    params: LogisticRegressionTorchModel,
-    data: ModelData,
-    sides: dict[str, np.ndarray],
-    classes: list[str],
-    *,
-    seed: int,
-    settings_hash: str,
-    paths: ResultsPaths,
-) -> dict:
-    """Fit the linear layer on the ``train`` cells' features; save it and its history."""
-    history = train_mlp(
-        params,
-        by_split(data.features, sides),
-        by_split(data.labels, sides),
-        classes,
-        seed,
-        settings_hash,
-        paths.torch_model_file(params.name, seed),
-        paths.checkpoint(params.name, seed),
-    )
-    return save_history(history, paths.history(params.name, seed))
 
 
 def predict(
