@@ -56,8 +56,8 @@ def run_crop(config: Config, plate: str, settings_hash: str) -> dict:
         return _ingest_precut(config, plate, settings_hash)
     labels = _require(paths.label_store(plate))
     specs = [
-        crop_spec(kind, s.size_px, s.masked, config.crops.border)
-        for kind, s in config.crops.kinds.items()
+        crop_spec(s.cut_kind(name), s.size_px, s.masked, config.crops.border, name=name)
+        for name, s in config.crops.kinds.items()
     ]
     return crop_plate(
         open_plate(config, plate),

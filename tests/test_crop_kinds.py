@@ -11,7 +11,7 @@ from cellbench.config.crop_kinds import (
     background_kinds,
     kind_info,
 )
-from cellbench.config.schema import CropKindName
+from cellbench.config.crops import CropKindName
 from cellbench.crops.extract import crop_spec
 from cellbench.evaluate.background_study import EXPERIMENT_KINDS
 from tests.helpers import small_config

@@ -21,6 +21,7 @@ from cellbench.config.cluster import (
     SlurmResources,
     StageName,
 )
+from cellbench.config.crops import BackgroundConfig, CropKind, CropsConfig
 from cellbench.config.data import (
     DATA_ENV_VAR,
     CropsSource,
@@ -51,11 +52,8 @@ from cellbench.config.models import (
     VAEModel,
 )
 from cellbench.config.schema import (
-    BackgroundConfig,
     CellProfilerTables,
     Config,
-    CropKind,
-    CropsConfig,
     EvaluateConfig,
     FeaturesConfig,
     GroundTruthConfig,

@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 
 from cellbench.config.base import StrictModel, name_type
 from cellbench.config.cluster import ExecutionConfig
-from cellbench.config.crop_kinds import CROP_KINDS, PRECUT, background_kinds
+from cellbench.config.crop_kinds import PRECUT, background_kinds
+from cellbench.config.crops import CropsConfig
 from cellbench.config.data import CropsSource, DataConfig
 from cellbench.config.feature_groups import Region
 from cellbench.config.models import (
@@ -27,87 +28,6 @@ from cellbench.config.segmentation import SegmentationConfig
 ExperimentName = name_type("experiment")
 
 # --- stages -----------------------------------------------------------------------------------
-
-
-CropKindName = Literal[tuple(CROP_KINDS)]  # the registry's kinds (cellbench.config.crop_kinds)
-
-
-class CropKind(StrictModel):
-    """One kind of single-cell crop; unset values take the kind's defaults."""
-
-    size_px: int | None = Field(None, ge=4, description="side of the square crop")
-    masked: bool | None = Field(
-        None,
-        description="zero the pixels outside the kind's region (cell, nucleus or cytoplasm); "
-        "only for kinds whose masking can be switched",
-    )
-
-
-BackgroundKindName = Literal["masked", "swap_same", "swap_diff", "cell_free"]
-
-
-class PairwiseStudy(StrictModel):
-    """The background study's protocol on the experiment kinds (in the aggregate stage).
-
-    Crops are flattened at `size_px`, standardised and reduced to `components` PCA
-    components; every pair of classes gets a `folds`-fold cross-validated linear-SVM accuracy.
-    """
-
-    size_px: int = Field(16, ge=4)
-    components: int = Field(50, ge=1)
-    folds: int = Field(5, ge=2)
-    max_per_class: int | None = Field(1000, ge=1, description="cells per class, at most")
-
-
-class BackgroundConfig(StrictModel):
-    """Background-confound experiments: the cell kept, its surroundings changed.
-
-    Each listed experiment becomes a store kind ``bg_<experiment>`` cut from unmasked windows
-    centred on the cell, beside ``bg_original`` (the unchanged windows): ``masked`` zeroes
-    everything outside the cell; ``swap_same`` / ``swap_diff`` paste the cell onto the window of
-    another cell of the same / another class whose own cell was removed; ``cell_free`` pastes
-    it onto a window of a field that holds no cell. The donor is recorded in ``/cells``.
-    """
-
-    experiments: list[BackgroundKindName] = Field(min_length=1)
-    size_px: int = Field(64, ge=8, description="side of the windows")
-    seed: int = 0
-    windows_per_field: int = Field(4, ge=1, description="cell-free windows kept per field")
-    study: PairwiseStudy | None = Field(
-        default_factory=lambda: PairwiseStudy(),
-        description="the aggregate stage's pairwise-SVM study of the kinds; null: none",
-    )
-
-
-class CropsConfig(StrictModel):
-    """Which crops to cut into the per-plate HDF5 crop store."""
-
-    kinds: dict[CropKindName, CropKind] = Field(
-        default_factory=lambda: {"whole_cell": CropKind()}, min_length=1
-    )
-    border: Literal["pad", "shift", "drop"] = Field(
-        "pad",
-        description="windows past the field edge: pad with zeros (the cell stays centred), "
-        "shift the window inside the field, or drop the cell",
-    )
-    background: BackgroundConfig | None = None
-    compression: Literal["blosc-lz4", "blosc2-lz4", "lzf", "gzip", "none"] = Field(
-        "blosc-lz4", description="codec of the crop store (see tests/benchmarks)"
-    )
-
-    @field_validator("kinds")
-    @classmethod
-    def _check_masking(cls, kinds: dict[str, CropKind]) -> dict[str, CropKind]:
-        for name, kind in kinds.items():
-            info = CROP_KINDS[name]
-            if kind.masked is not None and kind.masked != info.masked and not info.switchable:
-                switchable = [k for k, i in CROP_KINDS.items() if i.switchable]
-                raise ValueError(
-                    f"{name}.masked: {name} crops are always "
-                    f"{'masked' if info.masked else 'unmasked'} (got {kind.masked}); remove "
-                    f"`masked`, or use a kind whose masking can be switched: {switchable}"
-                )
-        return kinds
 
 
 class TextureConfig(StrictModel):

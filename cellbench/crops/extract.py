@@ -32,7 +32,7 @@ class CropSpec:
     region the crop is centred on. Build specs with `crop_spec`, which reads the registry.
     """
 
-    kind: str
+    kind: str  # the crops' name in the store
     size_px: int
     masked: bool
     centred_on: str  # "cell" or "nucleus"
@@ -54,12 +54,17 @@ class CropSpec:
 
 
 def crop_spec(
-    kind: str, size_px: int | None = None, masked: bool | None = None, border: str = "pad"
+    kind: str,
+    size_px: int | None = None,
+    masked: bool | None = None,
+    border: str = "pad",
+    name: str | None = None,
 ) -> CropSpec:
     """Return the spec of a crop kind, with the kind's defaults for unset values.
 
     Any kind of `cellbench.config.crop_kinds.kind_info`: those of `CROP_KINDS`, the
-    background experiments' and ``precut`` (these two need `size_px`).
+    background experiments' and ``precut`` (these two need `size_px`). `name` is the crops'
+    name in the store (a variant such as ``whole_cell_unmasked``); unset, the kind's own.
     """
     info = kind_info(kind)
     size = info.size_px if size_px is None else size_px
@@ -68,7 +73,7 @@ def crop_spec(
     if masked is not None and masked != info.masked and not info.switchable:
         raise ValueError(f"masked: {kind} crops cannot be switched to masked={masked}")
     return CropSpec(
-        kind,
+        name or kind,
         size,
         info.masked if masked is None else masked,
         info.centred_on,
