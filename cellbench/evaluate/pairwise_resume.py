@@ -11,6 +11,12 @@ which pairs ran before it, so a resumed run's final CSV is byte for byte an unin
 run's. Floats are written as Python's shortest round-trip repr, so rows read back and written
 again are unchanged.
 
+The settings that make the rows (folds, seed, C, the per-class limits, the SVM's shuffle and
+max_iter, and a SHA-256 of the features, labels and backgrounds) are kept beside the CSV in
+``<name>.settings.json``; a run with other settings refuses to append to it, naming what
+differs. A CSV without that file (the study's own, or an older cellbench's) is resumed with a
+warning that its settings cannot be checked.
+
 Examples
 --------
 >>> resume_pairwise_csv(x, labels, None, Path("results_base.csv"))  # doctest: +SKIP
@@ -20,7 +26,9 @@ Examples
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -39,7 +47,7 @@ from cellbench.evaluate.pairwise import (
     _cross_validated_accuracy,
     _pick_cells,
 )
-from cellbench.io.atomic import atomic_path
+from cellbench.io.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,18 @@ def resume_pairwise_csv(
     order = _class_order(labels, None if classes is None else [str(c) for c in classes])
     columns = PAIR_COLUMNS if backgrounds is None else BACKGROUND_COLUMNS
     path = Path(path)
+    settings = {
+        "folds": folds,
+        "seed": seed,
+        "C": C,
+        "min_per_class": min_per_class,
+        "max_per_class": max_per_class,
+        "shuffle": shuffle,
+        "max_iter": max_iter,
+        "inputs_sha256": _inputs_digest(features, labels, backgrounds),
+    }
     done = read_done_rows(path, columns)
+    check_settings(path, settings)
     all_keys = _all_keys(order, backgrounds)
     todo = [k for k in all_keys if k not in done]
     log.info(
@@ -127,6 +146,52 @@ def resume_pairwise_csv(
         "scored": scored,
         "complete": complete,
     }
+
+
+def settings_path(path: Path) -> Path:
+    """The settings file kept beside a results CSV: ``results.csv`` -> ``results.settings.json``."""
+    return path.with_name(f"{path.stem}.settings.json")
+
+
+def check_settings(path: Path, settings: dict) -> None:
+    """Refuse to resume a CSV made with other settings; record them for a new CSV.
+
+    Raises
+    ------
+    CellbenchError
+        The settings file beside `path` holds other values, naming each that differs.
+    """
+    kept = settings_path(path)
+    if kept.exists():
+        before = json.loads(kept.read_text())
+        differ = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if differ:
+            said = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differ.items())
+            raise CellbenchError(
+                f"{path} was made with other settings ({said}; see {kept.name}); resume it "
+                "with its settings, or move both files away to start afresh"
+            )
+        return
+    if path.exists() and path.stat().st_size > 0:
+        log.warning(
+            "%s: no %s beside it, so its settings cannot be checked; resuming it as if they "
+            "were these",
+            path,
+            kept.name,
+        )
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    write_text(kept, json.dumps(settings, indent=2) + "\n")
+
+
+def _inputs_digest(features: np.ndarray, labels: np.ndarray, backgrounds) -> str:
+    """SHA-256 of the features (float64, C order), the labels and the backgrounds as text."""
+    digest = hashlib.sha256()
+    digest.update(repr(features.shape).encode())
+    digest.update(np.ascontiguousarray(features, dtype=np.float64).tobytes())
+    for values in (labels, backgrounds):
+        text = "" if values is None else "\x1f".join(map(str, values))
+        digest.update(b"\x1e" + text.encode())
+    return digest.hexdigest()
 
 
 def _all_keys(order: list[str], backgrounds: np.ndarray | None) -> list[tuple[str, ...]]:

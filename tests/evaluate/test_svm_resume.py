@@ -34,7 +34,7 @@ def cells(seed: int = 0):
 def run(path: Path, backgrounds=None, **options) -> dict:
     features, labels, donor = cells()
     chosen = donor if backgrounds else None
-    return resume_pairwise_csv(features, labels, chosen, path, **SETTINGS, **options)
+    return resume_pairwise_csv(features, labels, chosen, path, **(SETTINGS | options))
 
 
 @pytest.mark.parametrize("backgrounds", [False, True])
@@ -88,6 +88,31 @@ def test_a_csv_of_another_kind_is_refused(tmp_path):
     path.write_text("Location1,Location2,Accuracy,StdDev\n")
     with pytest.raises(CellbenchError, match="r.csv: columns"):
         run(path, backgrounds=True)
+
+
+def test_a_csv_made_with_other_settings_is_refused_naming_them(tmp_path):
+    path = tmp_path / "r.csv"
+    run(path, max_pairs=2)
+    before = path.read_bytes()
+    with pytest.raises(CellbenchError, match=r"other settings \(seed: 7 there, 8 now; see r.sett"):
+        run(path, seed=8)
+    features, labels, _ = cells()
+    with pytest.raises(CellbenchError, match=r"inputs_sha256"):  # other cells, same settings
+        resume_pairwise_csv(features + 1, labels, None, path, **SETTINGS)
+    assert path.read_bytes() == before  # nothing appended
+    assert run(path)["done_before"] == 2  # its own settings resume it
+
+
+def test_a_csv_without_its_settings_file_resumes_with_a_warning(tmp_path, caplog):
+    whole, path = tmp_path / "whole.csv", tmp_path / "r.csv"
+    run(whole)
+    run(path, max_pairs=2)
+    (tmp_path / "r.settings.json").unlink()  # as the study's own script leaves it
+    with caplog.at_level("WARNING"):
+        assert run(path)["done_before"] == 2
+    assert "settings cannot be checked" in caplog.text
+    assert path.read_bytes() == whole.read_bytes()
+    assert (tmp_path / "r.settings.json").exists()  # kept from now on
 
 
 def test_a_killed_process_resumes_to_the_same_csv(tmp_path):
