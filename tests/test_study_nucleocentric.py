@@ -28,6 +28,7 @@ def reduced(results_root) -> dict:
     raw["data"]["input"] |= {"field_shape_px": [160, 160], "cells_per_field": 14}
     raw["seeds"] = [0]
     keep = {"rf", "rf_trees_010", "rf_trees_150", "resnet18_nucleocentric"}
+    keep |= {"resnet18_whole_cell_unmasked"}
     raw["models"] = [m for m in raw["models"] if m["name"] in keep]
     for sweep in raw["report"]["sweeps"]:  # the sweep's two ends
         sweep["models"] = [m for m in sweep["models"] if m in keep]
@@ -46,7 +47,8 @@ def test_the_study_uses_the_studys_settings() -> None:
     assert (rf.n_estimators, rf.max_depth, rf.prune_correlation) == (30, 2, 0.95)
     assert rf.zscore_per_well and rf.undersample
     kinds = {m.crop_kind for m in config.models if m.type == "resnet"}
-    assert kinds == {"whole_cell", "nuclear", "nucleocentric"}
+    assert kinds == {"whole_cell", "whole_cell_unmasked", "nuclear", "nucleocentric"}
+    assert config.crops.kinds["whole_cell_unmasked"].masked is False
     assert {m.depth for m in config.models if m.type == "resnet"} == {18, 50}
     (sweep,) = config.report.sweeps
     swept = [config.model(m) for m in sweep.models]
@@ -77,3 +79,13 @@ def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
     assert list(sweep["model"]) == ["rf_trees_010", "rf_trees_150"]
     assert sweep["accuracy_mean"].between(0, 1).all()
     assert (paths.report_dir / "sweep_trees.png").stat().st_size > 0
+    by_crop = pd.read_csv(paths.report_dir / "accuracy_by_crop.csv")  # the study's table
+    assert set(by_crop["model"]) == {"rf", "resnet18_nucleocentric", "resnet18_whole_cell_unmasked"}
+    masked = by_crop["masked"].map({True: "masked", False: "unmasked"}).fillna("-")
+    inputs = set(zip(by_crop["crop_kind"], masked, strict=True))
+    assert inputs == {
+        ("handcrafted features", "-"),
+        ("nucleocentric", "unmasked"),
+        ("whole_cell", "unmasked"),
+    }
+    assert (paths.report_dir / "accuracy_by_crop.png").stat().st_size > 0

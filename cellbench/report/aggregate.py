@@ -13,6 +13,7 @@ from cellbench.config.yaml_file import config_yaml
 from cellbench.io.atomic import atomic_path, write_text
 from cellbench.paths import ResultsPaths
 from cellbench.report import gallery
+from cellbench.report.crop_comparison import crop_comparison_report
 from cellbench.report.figures import save_figure
 from cellbench.report.html import write_index_html
 from cellbench.report.mmd import mmd_report
@@ -105,6 +106,9 @@ def build_report(
     sweep_tables, sweep_figures = sweep_report(config, tables.get("accuracy"), paths)
     tables.update(sweep_tables)
     figures += sweep_figures
+    crop_tables, crop_figures = crop_comparison_report(config, tables.get("accuracy"), paths)
+    tables.update(crop_tables)
+    figures += crop_figures
     for pair in config.report.kl_pairs:
         summary, pngs = _kl_study(pair, config.seeds[0], paths)
         tables[f"KL {pair.original} vs {pair.masked}"] = summary
