@@ -31,7 +31,7 @@ from typing import get_args
 import pandas as pd
 
 from cellbench import runners
-from cellbench.config import Config, stable_hash
+from cellbench.config import Config, stable_hash, training_settings
 from cellbench.config.cluster import StageName
 from cellbench.data.exclude import file_names
 from cellbench.data.plates import has_fields, list_plates
@@ -358,10 +358,11 @@ def task_hash(config: Config, name: str, task: str) -> str:
         payload["data_exclude_file_names"] = file_names(config.data.exclude)
     if row.unit == MODEL_SEED:
         model, seed = parse_model_task(task)
-        payload["model"] = config.model(model).model_dump(mode="json")
+        settings = training_settings if name == "train" else _all_settings
+        payload["model"] = settings(config.model(model))
         source = getattr(config.model(model), "embedding_model", None)
-        if source is not None:
-            payload["embedding_model"] = config.model(source).model_dump(mode="json")
+        if source is not None:  # its embeddings come from its training
+            payload["embedding_model"] = training_settings(config.model(source))
         payload["seed"] = seed
         weights = getattr(config.model(model), "weights", None)
         if weights is not None:  # a changed file retrains, whatever its name
@@ -369,6 +370,11 @@ def task_hash(config: Config, name: str, task: str) -> str:
         if name == "evaluate" and config.model(model).gives_embeddings:
             payload["evaluate"] = dumped["evaluate"]  # MMD of its embeddings
     return stable_hash(payload)
+
+
+def _all_settings(model) -> dict:
+    """Every setting of a model entry (the evaluate stage reads them all)."""
+    return model.model_dump(mode="json")
 
 
 def task_outputs(config: Config, name: str, task: str) -> list[Path]:

@@ -193,6 +193,39 @@ def test_old_region_names_get_the_cellprofiler_name(tmp_path):
     assert "features.regions.1" in message and "'Cell' is now 'Cells'" in message
 
 
+def test_evaluate_only_settings_rerun_the_evaluation_not_the_training(tmp_path):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import task_hash
+
+    resnet = {"name": "r", "type": "resnet", "crop_kind": "whole_cell", "epochs": 2}
+    vae = {"name": "v", "type": "vae", "crop_kind": "whole_cell"}
+    probe = {"name": "p", "type": "logistic_regression", "input": "embeddings"}
+    probe["embedding_model"] = "v"
+    base = config_from_dict(experiment_dict(tmp_path / "r", models=[resnet, vae, probe]))
+
+    def hashes(config, task):
+        return task_hash(config, "train", task), task_hash(config, "evaluate", task)
+
+    for changes, task in [
+        ([{**resnet, "gradcam_cells": 4}, vae, probe], "r.seed0"),
+        ([{**resnet, "gradcam_layer": "layer3"}, vae, probe], "r.seed0"),
+        ([{**resnet, "gradcam_target": "predicted"}, vae, probe], "r.seed0"),
+        ([resnet, {**vae, "analysis_cells": 2}, probe], "v.seed0"),
+    ]:
+        changed = config_from_dict(experiment_dict(tmp_path / "r", models=changes))
+        (train, evaluate), (train_before, evaluate_before) = (
+            hashes(changed, task),
+            hashes(base, task),
+        )
+        assert train == train_before and evaluate != evaluate_before, changes
+        assert hashes(changed, "p.seed0") == hashes(base, "p.seed0")  # its source's training
+    retrained = config_from_dict(
+        experiment_dict(tmp_path / "r", models=[{**resnet, "epochs": 3}, vae, probe])
+    )
+    after, before = hashes(retrained, "r.seed0"), hashes(base, "r.seed0")
+    assert after[0] != before[0] and after[1] != before[1]
+
+
 def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_models(tmp_path):
     from cellbench.config import config_from_dict
     from cellbench.stages import task_hash, task_outputs

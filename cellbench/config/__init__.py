@@ -50,6 +50,7 @@ from cellbench.config.models import (
     SVMModel,
     TrainingConfig,
     VAEModel,
+    training_settings,
 )
 from cellbench.config.schema import (
     CellProfilerTables,
@@ -109,6 +110,7 @@ __all__ = [
     "ResNetModel",
     "SVMModel",
     "TrainingConfig",
+    "training_settings",
     "VAEModel",
     "ModelConfig",
     "RandomForestModel",

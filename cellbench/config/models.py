@@ -26,6 +26,10 @@ from cellbench.config.split import SplitConfig
 
 ModelName = name_type("model")  # models/<name>/, _status/<stage>/<name>.seed<k>.json
 
+# Marks a model setting that only the evaluate stage reads (Grad-CAM, the latent analyses):
+# changing it re-runs the evaluation, not the training (`training_settings`).
+EVALUATE_ONLY = {"evaluate_only": True}
+
 
 # how a crop model reads crops (cellbench.crops.normalise): by the plate's statistics, or each
 # crop on its own by its channel maximum, minimum and maximum, or percentiles
@@ -357,14 +361,19 @@ class ResNetModel(_TorchTraining, _FeatureChoice):
     class_weight: Literal["balanced"] | None = Field(
         "balanced", description="weight the loss by inverse class frequency; null: unweighted"
     )
-    gradcam_cells: int = Field(16, ge=0, description="test cells explained by Grad-CAM")
+    gradcam_cells: int = Field(
+        16, ge=0, description="test cells explained by Grad-CAM", json_schema_extra=EVALUATE_ONLY
+    )
     gradcam_layer: str | None = Field(
         None,
         description="module whose maps Grad-CAM explains, e.g. layer4 or layer3.1; null: "
         "layer4 at size_px >= 64, else layer3 (a map of at least 2 x 2)",
+        json_schema_extra=EVALUATE_ONLY,
     )
     gradcam_target: Literal["true", "predicted"] = Field(
-        "true", description="the class Grad-CAM explains: the cell's true or predicted class"
+        "true",
+        description="the class Grad-CAM explains: the cell's true or predicted class",
+        json_schema_extra=EVALUATE_ONLY,
     )
     weights: Path | None = Field(
         None,
@@ -436,6 +445,7 @@ class VAEModel(_TorchTraining):
         ge=0,
         description="test cells of the latent analyses' grids (reconstructions, interpolation, "
         "traversal, sensitivity); latent usage over up to 2000 test cells; 0: no analyses",
+        json_schema_extra=EVALUATE_ONLY,
     )
     adversarial: bool = Field(
         False,
@@ -573,3 +583,17 @@ CLASSICAL_TYPES = _types_that(lambda entry: entry.family == "classical")
 TORCH_TYPES = _types_that(lambda entry: entry.family == "torch")
 PROBABILISTIC_TYPES = _types_that(lambda entry: entry.gives_probabilities)
 EMBEDDING_TYPES = _types_that(lambda entry: entry.gives_embeddings)  # `embedding_model` sources
+
+
+def training_settings(model) -> dict:
+    """The settings a model's training depends on: its entry without the `EVALUATE_ONLY` keys.
+
+    The train stage's hash is made of these, so that asking for more Grad-CAM cells or latent
+    grids re-runs the evaluation and keeps the trained model.
+    """
+    fields = type(model).model_fields
+    return {
+        key: value
+        for key, value in model.model_dump(mode="json").items()
+        if not (fields[key].json_schema_extra or {}).get("evaluate_only")
+    }
