@@ -163,15 +163,29 @@ class FeaturesToCrops(Dataset):
         return [(self.features[i], item[0]) for i, item in zip(indices, items, strict=True)]
 
 
-def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(N, F) raw features -> (N, C, S, S) float32 crops from a saved generator."""
+def load_generator(model_path: Path) -> tuple[torch.nn.Module, Standardisation]:
+    """A saved generator (in eval mode) and the standardisation of its training features."""
     saved = load_torch(model_path)  # weights_only: tensors and plain data, never code
     generator = GENERATORS[saved.get("architecture", "default")](**saved["arguments"])
     generator.load_state_dict(saved["state_dict"])
     generator.eval()
     stats = Standardisation(saved["median"].numpy(), saved["mean"].numpy(), saved["sd"].numpy())
-    x = torch.from_numpy(stats.apply(np.asarray(features, dtype=np.float64)).astype(np.float32))
+    return generator, stats
+
+
+def generate_standardised(
+    generator: torch.nn.Module, standardised: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """(N, F) standardised features (as the generator sees them) -> (N, C, S, S) float32 crops."""
+    x = torch.from_numpy(np.asarray(standardised, dtype=np.float32))
     return predict_batches(generator, x, batch_size).numpy()
+
+
+def generate(model_path: Path, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, F) raw features -> (N, C, S, S) float32 crops from a saved generator."""
+    generator, stats = load_generator(model_path)
+    standardised = stats.apply(np.asarray(features, dtype=np.float64))
+    return generate_standardised(generator, standardised, batch_size)
 
 
 # --- the registry's functions ------------------------------------------------------------------
