@@ -132,6 +132,10 @@ class ResultsPaths:
         """A VAE's reconstruction, interpolation and traversal grids and sensitivity (NPZ)."""
         return self.model_dir(model, seed) / "latent_grids.npz"
 
+    def generation_grids(self, model: str, seed: int) -> Path:
+        """A generator's real and generated test crops per treatment, an interpolation (NPZ)."""
+        return self.model_dir(model, seed) / "generation_grids.npz"
+
     @property
     def report_dir(self) -> Path:
         """Folder of the aggregated tables and figures."""

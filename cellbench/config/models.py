@@ -6,8 +6,10 @@ crops, each block standardised on the training cells, then concatenated).
 
 Each model class also declares, as class-level facts, what its type can do: its ``family``
 (``classical``: a scikit-learn pipeline; ``torch``: a PyTorch model), ``gives_probabilities``,
-``gives_embeddings``, ``gives_crops`` (reconstructed or generated crops), ``gives_gradcam`` and
-``gives_latent_analysis`` (a VAE's latent usage, traversal, interpolation and sensitivity).
+``gives_embeddings``, ``gives_crops`` (reconstructed or generated crops), ``gives_gradcam``,
+``gives_latent_analysis`` (a VAE's latent usage, traversal, interpolation and sensitivity) and
+``gives_generation_grids`` (a generator's real vs generated crops per treatment, and images
+generated between two treatments' mean features).
 Every list of types (`CLASSICAL_TYPES`, `PROBABILISTIC_TYPES`, ...) is derived from them, so
 the config knows each type's abilities without importing `cellbench.models`, whose registry
 (`cellbench.models.registry`) holds the implementations.
@@ -51,6 +53,7 @@ class _Split(StrictModel):
     gives_crops: ClassVar[bool] = False  # reconstructed or generated crops (MSE, SSIM)
     gives_gradcam: ClassVar[bool] = False  # Grad-CAM maps of test cells
     gives_latent_analysis: ClassVar[bool] = False  # latent usage, traversal, interpolation
+    gives_generation_grids: ClassVar[bool] = False  # real vs generated crops per treatment
 
     split: SplitConfig | None = Field(None, description="null: the experiment's split")
 
@@ -487,6 +490,7 @@ class CP2ImageModel(_TorchTraining, _FeatureChoice):
     """
 
     gives_crops = True  # crops generated from features
+    gives_generation_grids = True  # cellbench.evaluate.generation
 
     name: ModelName
     type: Literal["cp2image"] = "cp2image"
@@ -541,6 +545,19 @@ class CP2ImageModel(_TorchTraining, _FeatureChoice):
         description="with architecture: published, the images the pixel loss compares: last, "
         "the 68 px one (the paper's code); all: the mean over the 5, 14, 32 and 68 px images, "
         "the crop area-averaged to each",
+    )
+    analysis_cells: int = Field(
+        4,
+        ge=0,
+        description="test cells per treatment (treatment_columns, or the label where the "
+        "cells lack them) in the generation grids: each cell's crop beside the one generated "
+        "from its features; 0: no grids and no interpolation",
+    )
+    analysis_treatments: int = Field(
+        4,
+        ge=1,
+        description="test treatments in the generation grids; the first two are also "
+        "interpolated (images generated between their mean standardised feature vectors)",
     )
 
     @model_validator(mode="after")

@@ -5,10 +5,11 @@ scored on the test cells; representation models are scored through their embeddi
 logistic-regression probe fitted on the training cells' embeddings (VAE), silhouette and mAP
 of the test cells' embeddings (ResNet, VAE). Generators (VAE, CP2Image) also get
 reconstruction MSE and SSIM, VAEs their latent analyses (`cellbench.evaluate.latent`:
-``latent_usage.csv``, ``latent_grids.npz``), and representation models MMD^2 between the
-groups of test cells (e.g. treatments) in their embeddings (``mmd.csv``). What a model gives
-comes from its type's module in the registry (`cellbench.models.registry`) and what its config
-class declares (``gives_crops``, ``gives_latent_analysis``, ...).
+``latent_usage.csv``, ``latent_grids.npz``), CP2Image its generation grids
+(`cellbench.evaluate.generation`: ``generation_grids.npz``), and representation models MMD^2
+between the groups of test cells (e.g. treatments) in their embeddings (``mmd.csv``). What a
+model gives comes from its type's module in the registry (`cellbench.models.registry`) and
+what its config class declares (``gives_crops``, ``gives_latent_analysis``, ...).
 Every cell's prediction is kept with its split, so later analyses can see what training saw.
 """
 
@@ -132,6 +133,10 @@ def evaluate_model(
         from cellbench.evaluate.latent import latent_analysis
 
         result.update(latent_analysis(params, data, test, seed=seed, paths=paths))
+    if params.gives_generation_grids:
+        from cellbench.evaluate.generation import generation_analysis
+
+        result.update(generation_analysis(params, data, test, seed=seed, paths=paths))
 
     with atomic_path(paths.predictions(params.name, seed)) as tmp:
         predictions.to_parquet(tmp, index=False)
