@@ -15,6 +15,7 @@ from cellbench.paths import ResultsPaths
 from cellbench.report import gallery
 from cellbench.report.crop_comparison import crop_comparison_report
 from cellbench.report.figures import save_figure
+from cellbench.report.generation import generation_figures
 from cellbench.report.html import write_index_html
 from cellbench.report.mmd import mmd_report
 from cellbench.report.profiles import profile_representation
@@ -318,6 +319,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     embedders = [m for m in config.models if m.type in EMBEDDING_TYPES]
     explained = [m for m in config.models if m.gives_gradcam]
     analysed = [m for m in config.models if m.gives_latent_analysis]
+    generators = [m for m in config.models if m.gives_generation_grids]
     label = metadata_column(config.data.label_column)
     stores = [paths.crop_store(p) for p in plates if paths.crop_store(p).exists()]
     tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
@@ -335,6 +337,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
         ),
         ("Grad-CAM", lambda: gallery.gradcam_figures(paths, explained, seed)),
         ("VAE latents", lambda: gallery.latent_figures(paths, analysed, seed)),
+        ("generation grids", lambda: generation_figures(paths, generators, seed)),
         ("cells per well", lambda: gallery.plate_heatmap_figures(tables, paths)),
     ]
     if stores:
