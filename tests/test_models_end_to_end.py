@@ -108,6 +108,7 @@ def test_demo_runs_every_model_type_and_its_report_renders(tmp_path):
         "latent_interpolation_vae",
         "latent_sensitivity_vae",
         "reconstructions_vae",
+        "generation_grid_cp2image",
         "pca_resnet",
         "tsne_vae",
         "clustermap_resnet",

@@ -175,6 +175,8 @@ def test_train_and_evaluate_stages_reach_every_type(tmp_path, monkeypatch, data,
     assert ("gradcam" in metrics) == params.gives_gradcam
     assert ("latent_kl_total" in metrics) == params.gives_latent_analysis
     assert paths.latent_grids(params.name, 0).exists() == params.gives_latent_analysis
+    assert paths.generation_grids(params.name, 0).exists() == params.gives_generation_grids
+    assert ("generation_grid_cells" in metrics) == params.gives_generation_grids
     if params.gives_latent_analysis:  # the test cells' KL per dimension and their grids
         usage = pd.read_csv(paths.latent_usage(params.name, 0))
         assert list(usage["dimension"]) == list(range(params.latent_size))
