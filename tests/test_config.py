@@ -226,6 +226,19 @@ def test_evaluate_only_settings_rerun_the_evaluation_not_the_training(tmp_path):
     assert after[0] != before[0] and after[1] != before[1]
 
 
+@pytest.mark.parametrize("key, value", [("analysis_cells", 2), ("analysis_treatments", 6)])
+def test_generation_grid_settings_rerun_the_evaluation_not_the_training(tmp_path, key, value):
+    from cellbench.config import config_from_dict
+    from cellbench.stages import task_hash
+
+    generator = {"name": "g", "type": "cp2image", "crop_kind": "whole_cell"}
+    base = config_from_dict(experiment_dict(tmp_path / "r", models=[generator]))
+    changed = {**generator, key: value}
+    changed = config_from_dict(experiment_dict(tmp_path / "r", models=[changed]))
+    assert task_hash(changed, "train", "g.seed0") == task_hash(base, "train", "g.seed0")
+    assert task_hash(changed, "evaluate", "g.seed0") != task_hash(base, "evaluate", "g.seed0")
+
+
 def test_evaluate_mmd_is_on_by_default_checked_and_hashed_only_for_embedding_models(tmp_path):
     from cellbench.config import config_from_dict
     from cellbench.stages import task_hash, task_outputs

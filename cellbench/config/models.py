@@ -552,12 +552,14 @@ class CP2ImageModel(_TorchTraining, _FeatureChoice):
         description="test cells per treatment (treatment_columns, or the label where the "
         "cells lack them) in the generation grids: each cell's crop beside the one generated "
         "from its features; 0: no grids and no interpolation",
+        json_schema_extra=EVALUATE_ONLY,
     )
     analysis_treatments: int = Field(
         4,
         ge=1,
         description="test treatments in the generation grids; the first two are also "
         "interpolated (images generated between their mean standardised feature vectors)",
+        json_schema_extra=EVALUATE_ONLY,
     )
 
     @model_validator(mode="after")
