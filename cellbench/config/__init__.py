@@ -13,6 +13,12 @@ Examples
 PosixPath('/.../results/demo')
 """
 
+from cellbench.config.classical_models import (
+    GradientBoostingModel,
+    LogisticRegressionModel,
+    RandomForestModel,
+    SVMModel,
+)
 from cellbench.config.cluster import (
     ClusterProfile,
     ContainerConfig,
@@ -32,25 +38,19 @@ from cellbench.config.data import (
     TableJoin,
     default_data_root,
 )
+from cellbench.config.generative_models import CP2ImageModel, VAEModel
 from cellbench.config.loading import config_from_dict, load_config, stable_hash
+from cellbench.config.model_base import TrainingConfig, training_settings
 from cellbench.config.models import (
     CLASSICAL_TYPES,
     EMBEDDING_TYPES,
     MODEL_TYPES,
     PROBABILISTIC_TYPES,
     TORCH_TYPES,
-    CP2ImageModel,
-    GradientBoostingModel,
-    LogisticRegressionModel,
     LogisticRegressionTorchModel,
     MLPModel,
     ModelConfig,
-    RandomForestModel,
     ResNetModel,
-    SVMModel,
-    TrainingConfig,
-    VAEModel,
-    training_settings,
 )
 from cellbench.config.schema import (
     CellProfilerTables,
@@ -60,7 +60,6 @@ from cellbench.config.schema import (
     GroundTruthConfig,
     MMDConfig,
     ProfilesConfig,
-    SplitConfig,
     TextureConfig,
 )
 from cellbench.config.segmentation import (
@@ -72,6 +71,7 @@ from cellbench.config.segmentation import (
     SegmentationConfig,
     StarDistNuclei,
 )
+from cellbench.config.split import SplitConfig
 
 __all__ = [
     "DATA_ENV_VAR",

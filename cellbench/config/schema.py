@@ -15,15 +15,11 @@ from cellbench.config.crop_kinds import PRECUT, background_kinds
 from cellbench.config.crops import CropsConfig
 from cellbench.config.data import CropsSource, DataConfig
 from cellbench.config.feature_groups import Region
-from cellbench.config.models import (
-    EMBEDDING_TYPES,
-    PROBABILISTIC_TYPES,
-    ModelConfig,
-    ModelName,
-    SplitConfig,
-)
+from cellbench.config.model_base import ModelName
+from cellbench.config.models import EMBEDDING_TYPES, PROBABILISTIC_TYPES, ModelConfig
 from cellbench.config.rules import parse_rule, rule_columns
 from cellbench.config.segmentation import SegmentationConfig
+from cellbench.config.split import SplitConfig
 
 ExperimentName = name_type("experiment")
 

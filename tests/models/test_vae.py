@@ -102,7 +102,7 @@ def test_any_crop_size_comes_back_whole(size, depth):
 def test_study_presets_build_and_train_a_step(tmp_path):
     """Small, medium, large, beta-VAE and VAE+ of the BBBC021 VAE study, on 68 px crops."""
     from cellbench.config import VAEModel
-    from cellbench.config.models import VAE_PRESETS
+    from cellbench.config.generative_models import VAE_PRESETS
 
     images = np.random.default_rng(0).random((8, 3, 68, 68), dtype=np.float32)
     channels = {}
