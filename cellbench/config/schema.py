@@ -303,12 +303,65 @@ class ParameterSweep(StrictModel):
     )
 
 
+ZScoreColumns = Annotated[
+    list[Annotated[str, Field(pattern=r"^Metadata_\w+$")]], Field(min_length=1)
+]
+
+
+class EmbeddingFigures(StrictModel):
+    """How the report draws each embedding model's test cells: UMAP, PCA, t-SNE, clustermap."""
+
+    zscore_by: ZScoreColumns | None = Field(
+        None,
+        description="metadata columns (e.g. [Metadata_Plate], the replicate) whose groups of "
+        "test cells are each z-scored before the UMAP, PCA, t-SNE and per-well clustermap: "
+        "every embedding dimension to mean 0 and SD 1 within the group (a constant one "
+        "becomes 0), as the nucleocentric study does per replicate; the titles say so. A "
+        "model whose embeddings lack a column is logged and drawn without; null: the "
+        "embeddings as the model gave them",
+    )
+
+
+class FeatureClustermap(StrictModel):
+    """A clustermap of cells x handcrafted features, rows coloured by class.
+
+    The nucleocentric study's: every labelled cell's features z-scored within its well (the
+    per-well z-score of its random forest, `cellbench.models.feature_prep.zscore_per_group`),
+    at most `max_cells` cells drawn, each class in proportion and every class shown, and the
+    features undefined or constant among them left out. Written as
+    ``feature_clustermap.png`` when the experiment has feature tables.
+    """
+
+    zscore_by: ZScoreColumns | None = Field(
+        default_factory=lambda: ["Metadata_Plate", "Metadata_Well"],
+        description="metadata columns whose groups of cells are each z-scored (every feature "
+        "to mean 0, SD 1 within the group, a constant one 0); the default, plate and well, "
+        "is per well; null: z-scored over every cell",
+    )
+    max_cells: int = Field(
+        500,
+        ge=2,
+        description="cells drawn, at most: each class in proportion to its size, at least "
+        "one cell of each",
+    )
+    seed: int = Field(0, description="seed of the draw of cells")
+
+
 class ReportConfig(StrictModel):
     """Extra analyses of the aggregate stage."""
 
     kl_pairs: list[KLPair] = Field(default_factory=list)
     sweeps: list[ParameterSweep] = Field(
         default_factory=list, description="accuracy against a setting over several models"
+    )
+    embeddings: EmbeddingFigures = Field(
+        default_factory=EmbeddingFigures,
+        description="how embedding models' test cells are drawn (zscore_by: per replicate)",
+    )
+    feature_clustermap: FeatureClustermap | None = Field(
+        None,
+        description="a clustermap of cells x handcrafted features z-scored per well, e.g. "
+        "{max_cells: 500} (feature_clustermap.png); null: none",
     )
     published: list[PublishedResult] = Field(
         default_factory=list,
