@@ -323,13 +323,17 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     label = metadata_column(config.data.label_column)
     stores = [paths.crop_store(p) for p in plates if paths.crop_store(p).exists()]
     tables = [paths.feature_table(p) for p in plates if paths.feature_table(p).exists()]
+    zscore = {"zscore_by": config.report.embeddings.zscore_by}
     makers = [
         ("confusion", lambda: gallery.confusion_figures(records, paths)),
         ("ROC and PR curves", lambda: gallery.class_curve_figures(paths, config.models, seed)),
         ("training curves", lambda: gallery.training_curve_figures(paths, torch_models, seed)),
-        ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label)),
-        ("PCA and t-SNE", lambda: gallery.projection_figures(paths, embedders, seed, label)),
-        ("clustermap", lambda: gallery.clustermap_figures(paths, embedders, seed, label)),
+        ("UMAP", lambda: gallery.embedding_figures(paths, embedders, seed, label, **zscore)),
+        (
+            "PCA and t-SNE",
+            lambda: gallery.projection_figures(paths, embedders, seed, label, **zscore),
+        ),
+        ("clustermap", lambda: gallery.clustermap_figures(paths, embedders, seed, label, **zscore)),
         ("NSC confusion", lambda: gallery.nsc_confusion_figures(paths, embedders, seed)),
         (
             "nearest neighbours",

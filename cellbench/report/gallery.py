@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellbench.errors import ConfigError
 from cellbench.paths import ResultsPaths
 from cellbench.report.figures import (
     class_curves_figure,
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MONTAGE_CELLS = 2000  # crops read for the montage, at most
 UMAP_CELLS = 3000  # cells embedded by UMAP, at most
+ZSCORE_KEY = "report.embeddings.zscore_by"
 
 
 def _png(written: list[Path]) -> Path:
@@ -80,22 +82,25 @@ def training_curve_figures(paths: ResultsPaths, models: list, seed: int) -> list
     return figures
 
 
-def embedding_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
-    """UMAP of each representation model's embeddings of the test cells, coloured by class."""
+def embedding_figures(
+    paths: ResultsPaths, models: list, seed: int, label: str, *, zscore_by: list[str] | None = None
+) -> list[Path]:
+    """UMAP of each representation model's embeddings of the test cells, coloured by class.
+
+    Z-scored first within each group of `zscore_by` (``report.embeddings``) when given.
+    """
     from cellbench.report.figures_embedding import embedding_figure, umap_embedding
+    from cellbench.report.zscore import titled
 
     figures = []
     for model in models:
-        path = paths.embeddings(model.name, seed)
-        if not path.exists():
+        table = _test_embeddings(paths, model.name, seed, zscore_by)
+        if table is None:
             continue
-        table = pd.read_parquet(path)
-        table = table[table["split"] == "test"]
         if len(table) > UMAP_CELLS:
             table = table.sample(UMAP_CELLS, random_state=seed)
-        columns = [c for c in table.columns if c.startswith("embedding_")]
-        coords = umap_embedding(table[columns].to_numpy(), seed=seed)
-        title = f"{model.name}: UMAP of test-cell embeddings"
+        coords = umap_embedding(table[_embedding_columns(table)].to_numpy(), seed=seed)
+        title = titled(f"{model.name}: UMAP of test-cell embeddings", zscore_by)
         figure = embedding_figure(coords, table[label].astype(str).to_numpy(), title=title)
         figures.append(_png(save_figure(figure, paths.report_figure(f"umap_{model.name}"))))
     return figures
@@ -240,23 +245,41 @@ def latent_figures(paths: ResultsPaths, models: list, seed: int) -> list[Path]:
     return figures
 
 
-def _test_embeddings(paths: ResultsPaths, model: str, seed: int) -> pd.DataFrame | None:
-    """The test cells' rows of a model's embeddings.parquet, or None when it is missing."""
+def _test_embeddings(
+    paths: ResultsPaths, model: str, seed: int, zscore_by: list[str] | None = None
+) -> pd.DataFrame | None:
+    """The test cells' rows of a model's embeddings.parquet, or None when it is missing.
+
+    With `zscore_by`, each embedding dimension z-scored within each group of those columns;
+    None (logged) when the table lacks one of them.
+    """
+    from cellbench.report.zscore import zscore_within
+
     path = paths.embeddings(model, seed)
     if not path.exists():
         return None
     table = pd.read_parquet(path)
-    return table[table["split"] == "test"].reset_index(drop=True)
+    table = table[table["split"] == "test"].reset_index(drop=True)
+    if not zscore_by or table.empty:
+        return table
+    try:
+        return zscore_within(table, _embedding_columns(table), zscore_by, key=ZSCORE_KEY)
+    except ConfigError as exc:
+        log.warning("report: no figure of %s's embeddings (%s)", model, exc)
+        return None
 
 
 def _embedding_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith("embedding_")]
 
 
-def projection_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
+def projection_figures(
+    paths: ResultsPaths, models: list, seed: int, label: str, *, zscore_by: list[str] | None = None
+) -> list[Path]:
     """PCA (explained variance on the axes) and t-SNE of each model's test-cell embeddings.
 
-    At most `UMAP_CELLS` cells, drawn as for the UMAP, so the three pictures show the same cells.
+    At most `UMAP_CELLS` cells, drawn as for the UMAP, so the three pictures show the same
+    cells; z-scored per group of `zscore_by` as for the UMAP.
     """
     from cellbench.report.figures_embedding import embedding_figure
     from cellbench.report.figures_representation import (
@@ -264,10 +287,11 @@ def projection_figures(paths: ResultsPaths, models: list, seed: int, label: str)
         pca_coordinates,
         tsne_coordinates,
     )
+    from cellbench.report.zscore import titled
 
     figures = []
     for model in models:
-        table = _test_embeddings(paths, model.name, seed)
+        table = _test_embeddings(paths, model.name, seed, zscore_by)
         if table is None or len(table) < 3:
             continue
         if len(table) > UMAP_CELLS:
@@ -275,10 +299,10 @@ def projection_figures(paths: ResultsPaths, models: list, seed: int, label: str)
         x = table[_embedding_columns(table)].to_numpy()
         labels = table[label].astype(str).to_numpy()
         coords, explained = pca_coordinates(x)
-        title = f"{model.name}: PCA of test-cell embeddings"
+        title = titled(f"{model.name}: PCA of test-cell embeddings", zscore_by)
         pca = embedding_figure(coords, labels, title=title, axis_labels=pca_axis_labels(explained))
         figures.append(_png(save_figure(pca, paths.report_figure(f"pca_{model.name}"))))
-        title = f"{model.name}: t-SNE of test-cell embeddings"
+        title = titled(f"{model.name}: t-SNE of test-cell embeddings", zscore_by)
         tsne = embedding_figure(
             tsne_coordinates(x, seed=seed), labels, title=title, axis_labels=("t-SNE 1", "t-SNE 2")
         )
@@ -286,13 +310,19 @@ def projection_figures(paths: ResultsPaths, models: list, seed: int, label: str)
     return figures
 
 
-def clustermap_figures(paths: ResultsPaths, models: list, seed: int, label: str) -> list[Path]:
-    """Clustered heatmap of each model's per-well mean test embeddings, wells by label."""
+def clustermap_figures(
+    paths: ResultsPaths, models: list, seed: int, label: str, *, zscore_by: list[str] | None = None
+) -> list[Path]:
+    """Clustered heatmap of each model's per-well mean test embeddings, wells by label.
+
+    The cells are z-scored per group of `zscore_by` (as for the UMAP) before the means.
+    """
     from cellbench.report.figures_representation import clustermap_figure, well_means
+    from cellbench.report.zscore import titled
 
     figures = []
     for model in models:
-        table = _test_embeddings(paths, model.name, seed)
+        table = _test_embeddings(paths, model.name, seed, zscore_by)
         if table is None:
             continue
         keys = [c for c in ("Metadata_Plate", "Metadata_Well") if c in table.columns]
@@ -300,7 +330,7 @@ def clustermap_figures(paths: ResultsPaths, models: list, seed: int, label: str)
         if len(means) < 2:
             continue
         names = [" ".join(map(str, row)) for row in means[[label, *keys]].to_numpy()]
-        title = f"{model.name}: per-well mean test embeddings"
+        title = titled(f"{model.name}: per-well mean test embeddings", zscore_by)
         figure = clustermap_figure(means[_embedding_columns(table)].to_numpy(), names, title=title)
         figures.append(_png(save_figure(figure, paths.report_figure(f"clustermap_{model.name}"))))
     return figures
