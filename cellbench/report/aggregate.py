@@ -312,6 +312,7 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
     """Every figure the results allow; one failing figure is logged and left out."""
     from cellbench.data.plates import has_fields, list_plates
     from cellbench.features.measure import metadata_column
+    from cellbench.report.feature_clustermap import feature_clustermap_figures
 
     seed = config.seeds[0]
     plates = list_plates(config)
@@ -343,6 +344,16 @@ def _figures(config, paths: ResultsPaths, records: list[dict]) -> list[Path]:
         ("VAE latents", lambda: gallery.latent_figures(paths, analysed, seed)),
         ("generation grids", lambda: generation_figures(paths, generators, seed)),
         ("cells per well", lambda: gallery.plate_heatmap_figures(tables, paths)),
+        (
+            "feature clustermap",
+            lambda: feature_clustermap_figures(
+                tables,
+                config.data.label_column,
+                config.report.feature_clustermap,
+                paths,
+                split=config.split,
+            ),
+        ),
     ]
     if stores:
         kind = config.crop_kinds()[0]

@@ -92,15 +92,43 @@ def cluster_order(values: np.ndarray, *, method: str = "average") -> tuple[np.nd
     return hierarchy.linkage(x, method=method), hierarchy.linkage(x.T, method=method)
 
 
-def clustermap_figure(values: np.ndarray, row_labels: Sequence[str], *, title: str = "") -> Figure:
-    """Heatmap of (R, D) values (rows = wells, columns = dimensions), both axes clustered.
+def clustermap_figure(
+    values: np.ndarray,
+    row_labels: Sequence[str] | None,
+    *,
+    title: str = "",
+    row_classes: Sequence | None = None,
+    zscore: bool = True,
+    column_name: str = "embedding dimensions",
+    value_limit: float | None = None,
+) -> Figure:
+    """Heatmap of (R, D) values (rows = wells or cells, columns = dimensions), both clustered.
 
-    Columns are z-scored first; rows and columns are reordered by the leaves of their average
-    linkages (`cluster_order`), with dendrograms above and to the left. The heatmap is the
-    figure's ``fig.heatmap_axes``; its rows follow ``fig.row_order``.
+    Rows and columns are reordered by the leaves of their average linkages (`cluster_order`),
+    with dendrograms above and to the left. The heatmap is the figure's ``fig.heatmap_axes``;
+    its rows follow ``fig.row_order``.
+
+    Parameters
+    ----------
+    values : (R, D) ndarray
+        Finite.
+    row_labels : (R,) sequence of str or None
+        Tick labels of the rows; None: no tick labels (too many rows to read).
+    title : str
+    row_classes : (R,) sequence, optional
+        Class of each row, drawn as a strip of colours left of the heatmap (the UMAP's
+        colours: classes sorted, tab10) with a legend; ``fig.row_class_axes``.
+    zscore : bool
+        Z-score each column over the rows first (`zscore_columns`); False: `values` are drawn
+        as given (already standardised, e.g. per well).
+    column_name : str
+        What the columns are, for the x axis.
+    value_limit : float, optional
+        The colour scale's ends, -limit to +limit (larger values take the end colours);
+        None: the largest absolute value.
     """
-    z = zscore_columns(values)
-    if len(row_labels) != len(z):
+    z = zscore_columns(values) if zscore else np.asarray(values, dtype=float)
+    if row_labels is not None and len(row_labels) != len(z):
         raise ValueError(f"need one label per row; got {len(row_labels)} for {len(z)} rows")
     rows, cols = cluster_order(z)
     height = min(2.0 + 0.18 * len(z), 14.0)
@@ -116,7 +144,7 @@ def clustermap_figure(values: np.ndarray, row_labels: Sequence[str], *, title: s
     # dendrogram leaves run bottom to top on the left; the heatmap's row 0 is drawn at the top
     row_order = np.asarray(row_tree["leaves"])
     col_order = np.asarray(col_tree["leaves"])
-    limit = float(np.abs(z).max()) or 1.0
+    limit = value_limit or float(np.abs(z).max()) or 1.0
     image = heat.imshow(
         z[row_order[::-1]][:, col_order],
         aspect="auto",
@@ -125,16 +153,49 @@ def clustermap_figure(values: np.ndarray, row_labels: Sequence[str], *, title: s
         vmax=limit,
         interpolation="nearest",
     )
-    heat.set_yticks(np.arange(len(z)))
-    heat.set_yticklabels([str(row_labels[i]) for i in row_order[::-1]], fontsize=6)
-    heat.yaxis.tick_right()
+    heat.set_yticks([] if row_labels is None else np.arange(len(z)))
+    if row_labels is not None:
+        heat.set_yticklabels([str(row_labels[i]) for i in row_order[::-1]], fontsize=6)
+        heat.yaxis.tick_right()
     heat.set_xticks([])
-    heat.set_xlabel(f"embedding dimensions ({z.shape[1]}, clustered)")
+    heat.set_xlabel(f"{column_name} ({z.shape[1]}, clustered)")
     fig.colorbar(image, cax=bar, label="z-score")
+    if row_classes is not None:
+        fig.row_class_axes = _class_strip(fig, row_classes, row_order[::-1])
     fig.suptitle(title)
     fig.heatmap_axes = heat
     fig.row_order = row_order
     return fig
+
+
+def _class_strip(fig: Figure, classes: Sequence, shown_order: np.ndarray):
+    """A column of class colours beside the heatmap (top row first) and its legend."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    classes = np.asarray(classes).astype(str)
+    if len(classes) != len(shown_order):
+        raise ValueError(f"need one class per row; got {len(classes)} for {len(shown_order)}")
+    names = sorted(set(classes.tolist()))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = [cmap(k % cmap.N) for k in range(len(names))]
+    code = {name: k for k, name in enumerate(names)}
+    codes = np.array([code[c] for c in classes[shown_order]])
+    strip = fig.add_axes([0.245, 0.08, 0.025, 0.72])
+    strip.imshow(
+        codes[:, None],
+        aspect="auto",
+        cmap=ListedColormap(colours),
+        vmin=-0.5,
+        vmax=len(names) - 0.5,
+        interpolation="nearest",
+    )
+    strip.set_axis_off()
+    handles = [Patch(color=c, label=n) for n, c in zip(names, colours, strict=True)]
+    fig.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(0.01, 0.94), fontsize=7, frameon=False
+    )
+    return strip
 
 
 def nsc_confusion(neighbours: pd.DataFrame) -> pd.DataFrame:
