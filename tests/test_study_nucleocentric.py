@@ -54,6 +54,8 @@ def test_the_study_uses_the_studys_settings() -> None:
     swept = [config.model(m) for m in sweep.models]
     assert [m.n_estimators for m in swept] == list(range(10, 151, 20))
     assert {(m.max_depth, m.zscore_per_well, m.undersample) for m in swept} == {(10, True, True)}
+    assert config.report.embeddings.zscore_by == ["Metadata_Plate"]  # its replicates
+    assert config.report.feature_clustermap.zscore_by == ["Metadata_Plate", "Metadata_Well"]
 
 
 def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
@@ -89,3 +91,5 @@ def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
         ("whole_cell", "unmasked"),
     }
     assert (paths.report_dir / "accuracy_by_crop.png").stat().st_size > 0
+    for figure in ("feature_clustermap", "umap_resnet18_nucleocentric"):
+        assert (paths.report_dir / f"{figure}.png").stat().st_size > 0, figure
