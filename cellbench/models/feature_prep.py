@@ -41,7 +41,9 @@ def zscore_per_group(features: np.ndarray, groups: np.ndarray | pd.Series) -> np
     -------
     (N, F) float64 ndarray
         ``(x - mean) / sd`` per group and column; SD 0 (a constant column, a one-cell group)
-        counts as 1, so such values become 0, as with `StandardScaler`.
+        counts as 1, so such values become 0, as with `StandardScaler`. A column is constant
+        by `StandardScaler`'s test (its variance within rounding of its mean), so a constant
+        0.1 in a group of 3 is 0, not the ±1 that rounding error over a ~1e-17 SD would give.
     """
     x = np.asarray(features, dtype=np.float64)
     x = np.where(np.isfinite(x), x, np.nan)
@@ -49,8 +51,11 @@ def zscore_per_group(features: np.ndarray, groups: np.ndarray | pd.Series) -> np
     grouped = frame.groupby(np.asarray(groups), sort=False)
     means = grouped.transform("mean").to_numpy()
     sds = grouped.transform(lambda column: column.std(ddof=0)).to_numpy()
-    sds = np.where((sds > 0) & np.isfinite(sds), sds, 1.0)
-    return (x - means) / sds
+    counts = grouped.transform("count").to_numpy()
+    eps = np.finfo(np.float64).eps  # scikit-learn's _is_constant_feature
+    constant = sds**2 <= counts * eps * sds**2 + (counts * means * eps) ** 2
+    z = (x - means) / np.where((sds > 0) & np.isfinite(sds) & ~constant, sds, 1.0)
+    return np.where(constant & np.isfinite(z), 0.0, z)
 
 
 def kept_columns(x: np.ndarray, threshold: float) -> np.ndarray:

@@ -26,6 +26,18 @@ def test_zscore_per_well_equals_a_standard_scaler_per_group() -> None:
     assert not np.allclose(got, StandardScaler().fit_transform(x))  # not one global scaling
 
 
+def test_a_column_constant_within_a_group_becomes_exactly_zero() -> None:
+    # 0.1 three or seven times: the mean is off by rounding, the SD ~1e-17, and dividing the
+    # one by the other would give +-1 for every cell
+    for n in (3, 5, 7, 11):
+        x = np.column_stack([np.full(n, 0.1), np.arange(n, dtype=float)])
+        x[0, 1] = np.nan
+        got = zscore_per_group(x, np.zeros(n))
+        np.testing.assert_array_equal(got[:, 0], 0.0)
+        assert np.isnan(got[0, 1]) and np.isfinite(got[1:, 1]).all()
+        np.testing.assert_allclose(got[1:, 1], StandardScaler().fit_transform(x[1:, 1:]).ravel())
+
+
 def test_correlation_pruning_keeps_exactly_one_of_each_correlated_pair() -> None:
     rng = np.random.default_rng(1)
     base = rng.normal(size=(200, 4))
