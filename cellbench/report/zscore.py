@@ -69,9 +69,9 @@ def zscore_within(
         A column of `by` is not in `table` (`group_keys`).
     """
     groups = group_keys(table, by, key=key)
-    out = table.copy()
-    out[columns] = zscore_per_group(table[columns].to_numpy(), groups)
-    return out
+    z = zscore_per_group(table[columns].to_numpy(), groups)
+    scored = pd.DataFrame(z, index=table.index, columns=columns)  # one block: not fragmented
+    return pd.concat([table.drop(columns=columns), scored], axis=1)[list(table.columns)]
 
 
 def zscore_title(by: list[str] | None) -> str:

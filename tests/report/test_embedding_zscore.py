@@ -10,6 +10,7 @@ from cellbench.config import config_from_dict
 from cellbench.errors import ConfigError
 from cellbench.paths import ResultsPaths
 from cellbench.report import figures_embedding, gallery
+from cellbench.report.figures_representation import well_means
 from cellbench.report.zscore import titled, zscore_title, zscore_within
 from tests.helpers import experiment_dict
 
@@ -71,6 +72,17 @@ def test_zscore_within_equals_a_pandas_groupby_by_hand() -> None:
     expected = by_hand(table, ["Metadata_Plate", "Metadata_Well"])
     np.testing.assert_allclose(two[DIMS].to_numpy(), expected, atol=1e-12)
     pd.testing.assert_frame_equal(z.drop(columns=DIMS), table.drop(columns=DIMS))
+
+
+def test_many_dimensions_keep_the_table_whole(recwarn) -> None:
+    rng = np.random.default_rng(0)
+    dims = [f"embedding_{i:03d}" for i in range(512)]  # a ResNet's: no PerformanceWarning
+    table = pd.DataFrame(rng.normal(size=(40, 512)), columns=dims)
+    table.insert(0, "Metadata_Plate", ["P1", "P2"] * 20)
+    z = zscore_within(table, dims, ["Metadata_Plate"], key="k")
+    assert list(z.columns) == list(table.columns)
+    well_means(z, dims, ["Metadata_Plate"])  # the clustermap's means, inserting the keys
+    assert not recwarn.list
 
 
 def test_a_missing_column_names_the_config_key_and_the_columns_there_are() -> None:
