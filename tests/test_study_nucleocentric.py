@@ -73,6 +73,8 @@ def test_the_study_runs_end_to_end_at_a_reduced_size(tmp_path) -> None:
         assert (sides == "test").any(), model.name
         assert (culture[sides.index[sides == "test"]] == "coculture").all(), model.name
         assert not (culture[sides.index[sides != "test"]] == "coculture").any(), model.name
+        classes = predictions.set_index("Metadata_CellId")["class"]  # what it was scored on
+        assert set(classes[sides.index[sides == "test"]]) <= {"astro", "neuron"}, model.name
         metrics = json.loads(paths.metrics(model.name, 0).read_text())
         assert 0 <= metrics["accuracy"] <= 1, model.name
     assert (paths.report_dir / "index.html").stat().st_size > 0

@@ -31,7 +31,7 @@ from cellbench.features.crops import CHUNK_CROPS
 from cellbench.io.atomic import atomic_path, write_json
 from cellbench.models.inputs import CELL_ID, ModelData, load_model_data
 from cellbench.models.registry import implementation
-from cellbench.models.train import SPLIT_COLUMN
+from cellbench.models.train import CLASS_COLUMN, SPLIT_COLUMN
 from cellbench.paths import ResultsPaths
 from cellbench.splits import TEST
 
@@ -91,6 +91,7 @@ def evaluate_model(
     result["seed"] = seed
     predictions = data.cells.copy()
     predictions[SPLIT_COLUMN] = split
+    predictions[CLASS_COLUMN] = data.labels  # e.g. the markers' class of co-culture cells
 
     model = implementation(params.type)
     predicted, probabilities, embeddings = model.predict(

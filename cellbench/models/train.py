@@ -38,6 +38,7 @@ from cellbench.splits import (
 log = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "split"
+CLASS_COLUMN = "class"  # predictions: the class each cell was trained or scored against
 
 
 def split_cells(data: ModelData, split: SplitConfig, seed: int) -> pd.Series:

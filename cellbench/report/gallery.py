@@ -101,7 +101,7 @@ def embedding_figures(
             table = table.sample(UMAP_CELLS, random_state=seed)
         coords = umap_embedding(table[_embedding_columns(table)].to_numpy(), seed=seed)
         title = titled(f"{model.name}: UMAP of test-cell embeddings", zscore_by)
-        figure = embedding_figure(coords, table[label].astype(str).to_numpy(), title=title)
+        figure = embedding_figure(coords, _classes(table, label), title=title)
         figures.append(_png(save_figure(figure, paths.report_figure(f"umap_{model.name}"))))
     return figures
 
@@ -269,6 +269,18 @@ def _test_embeddings(
         return None
 
 
+def _classes(table: pd.DataFrame, label: str) -> np.ndarray:
+    """Each cell's class as the model was scored against it, as text.
+
+    The predictions' ``class`` column (with the co-culture split, the markers' class of a
+    co-culture cell, not its well's culture); the label column for results made before it.
+    """
+    from cellbench.models.train import CLASS_COLUMN
+
+    column = CLASS_COLUMN if CLASS_COLUMN in table.columns else label
+    return table[column].astype(str).to_numpy()
+
+
 def _embedding_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith("embedding_")]
 
@@ -297,7 +309,7 @@ def projection_figures(
         if len(table) > UMAP_CELLS:
             table = table.sample(UMAP_CELLS, random_state=seed)
         x = table[_embedding_columns(table)].to_numpy()
-        labels = table[label].astype(str).to_numpy()
+        labels = _classes(table, label)
         coords, explained = pca_coordinates(x)
         title = titled(f"{model.name}: PCA of test-cell embeddings", zscore_by)
         pca = embedding_figure(coords, labels, title=title, axis_labels=pca_axis_labels(explained))
@@ -389,7 +401,7 @@ def neighbour_mosaics(
             continue
         if len(table) > UMAP_CELLS:
             table = table.sample(UMAP_CELLS, random_state=seed).reset_index(drop=True)
-        labels = table[label].astype(str).to_numpy()
+        labels = _classes(table, label)
         queries = choose_queries(labels, seed=seed)
         neighbours = nearest_neighbours(table[_embedding_columns(table)].to_numpy(), queries, k)
         shown = np.concatenate([queries[:, None], neighbours], axis=1)
