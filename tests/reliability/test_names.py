@@ -159,6 +159,7 @@ def results_paths_calls(paths: ResultsPaths, name: str) -> dict:
         "gradcam_panel": lambda: paths.gradcam_panel(name, seed),
         "latent_usage": lambda: paths.latent_usage(name, seed),
         "latent_grids": lambda: paths.latent_grids(name, seed),
+        "generation_grids": lambda: paths.generation_grids(name, seed),
         "report_file": lambda: paths.report_file(name),
         "report_figure": lambda: paths.report_figure(name),
         "background_study_results": lambda: paths.background_study_results(name),
