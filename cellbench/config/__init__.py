@@ -13,6 +13,7 @@ Examples
 PosixPath('/.../results/demo')
 """
 
+from cellbench.config.analyses import EvaluateConfig, MMDConfig
 from cellbench.config.classical_models import (
     GradientBoostingModel,
     LogisticRegressionModel,
@@ -55,10 +56,8 @@ from cellbench.config.models import (
 from cellbench.config.schema import (
     CellProfilerTables,
     Config,
-    EvaluateConfig,
     FeaturesConfig,
     GroundTruthConfig,
-    MMDConfig,
     ProfilesConfig,
     TextureConfig,
 )

@@ -32,7 +32,7 @@ def published_table(published: list, records: list[dict]) -> pd.DataFrame:
 
     Parameters
     ----------
-    published : list of cellbench.config.schema.PublishedResult
+    published : list of cellbench.config.analyses.PublishedResult
     records : list of dict
         metrics.json of every (model, seed) that was evaluated.
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import entropy
 
-from cellbench.config.schema import KLPair
+from cellbench.config.analyses import KLPair
 from cellbench.evaluate.distributions import (
     PROPORTION_KL_COLUMNS,
     class_proportions,

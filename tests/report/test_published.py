@@ -5,7 +5,7 @@ import math
 import pytest
 
 from cellbench.config import config_from_dict
-from cellbench.config.schema import PublishedResult
+from cellbench.config.analyses import PublishedResult
 from cellbench.errors import ConfigError
 from cellbench.report.published import published_table
 from tests.helpers import experiment_dict
